@@ -1,0 +1,107 @@
+"""Command line entry point.
+
+Each subcommand lives in its own module with two functions:
+
+    register(sub: argparse._SubParsersAction) -> None   # adds its parser, sets func=run
+    run(args: argparse.Namespace) -> int                 # returns the exit code
+
+Exit codes (stable, scripts depend on them): 0 ok / healthy, 1 something is not healthy or a
+check found problems, 2 could not run (bad config, unreachable source, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from deploytui import __version__
+from deploytui.errors import ConfigError, DeploytuiError
+
+__all__ = ["build_parser", "main"]
+
+# Subcommand modules, in the order --help lists them.
+SUBCOMMANDS = (
+    "demo_cmd",
+    "snapshot_cmd",
+    "config_cmd",
+    "ports_cmd",
+    "guard_cmd",
+    "postmortem_cmd",
+    "audit_cmd",
+    "notify_cmd",
+    "serve_cmd",
+)
+
+EPILOG = """\
+examples:
+  deploytui demo                          the whole console against a simulated fleet
+  deploytui demo --fleet-only             just the fleet; prints its kubeconfig and config paths
+  deploytui --config ops.toml --read-only the console, read-only (wall monitors, incident calls)
+  deploytui init && deploytui config check
+  deploytui snapshot --format json | jq '.health.rows[] | select(.state != "healthy")'
+  deploytui ports check --ci              exit 1 on any port conflict (CI step, pre-commit hook)
+  deploytui guard --deployment shop/checkout --timeout 30m --auto-rollback
+  deploytui postmortem --since 2h -o incident.md
+  deploytui audit --since 24h --format jsonl
+
+exit codes: 0 ok, 1 not healthy / problems found, 2 could not run (bad config, bad arguments)
+"""
+
+
+def add_console_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the console and the commands that start it (demo)."""
+    parser.add_argument("--read-only", action="store_true", default=None,
+                        help="refuse every mutating action (also DEPLOYTUI_READ_ONLY=1)")
+    parser.add_argument("--theme", help="theme name (dark, light, high-contrast, colorblind, ...)")
+    parser.add_argument("--wall", action="store_true", default=None,
+                        help="wall-monitor mode: no cursor, large glyphs, implies --read-only")
+    parser.add_argument("--context", help="Kubernetes context (overrides the config)")
+    parser.add_argument("-n", "--namespace", action="append", dest="namespaces",
+                        help="Kubernetes namespace to watch (repeatable; overrides the config)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploytui",
+        description="A terminal console for on-call engineers: health, rollouts, ports and "
+        "alerts on one screen; rollback, scale, restart, acknowledge and post-mortems.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"deploytui {__version__}")
+    parser.add_argument("-c", "--config", help="config file (default: $DEPLOYTUI_CONFIG, then "
+                        "$XDG_CONFIG_HOME/deploytui/config.toml)")
+    add_console_options(parser)
+    parser.set_defaults(func=None)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        module = f"deploytui.cli.{name}"
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a real import error inside the module: surface it
+                raise
+            continue  # a subcommand not built yet in this checkout
+        mod.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.func is None:
+            from deploytui.cli.console_cmd import run as run_console
+
+            return run_console(args)
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"deploytui: configuration error in {exc}", file=sys.stderr)
+        return 2
+    except DeploytuiError as exc:
+        print(f"deploytui: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
