@@ -497,6 +497,7 @@ class ServicesServer:
         self.base_url = ""
         self.services: list[SimService] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._steer_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -582,20 +583,38 @@ class ServicesServer:
     def steer(self, name: str, env: str | None = None, **knobs: Any) -> Knobs:
         """Change knobs of one service (thread-safe). ``reset=True`` first restores defaults.
 
+        From another thread it returns once a dedicated port is closed / reopened; on the
+        server's own loop that happens in a task (use :meth:`asteer` to wait for it).
         Returns the new knobs. Raises KeyError for an unknown service, ValueError for a bad knob.
         """
-        state = self.state(name, env)
-        reset = bool(knobs.pop("reset", False))
-        values = _validate_knobs(knobs)
-        old = state.knobs
-        base = Knobs() if reset else old
-        if "checks" in values and not reset:
-            values["checks"] = {**base.checks, **values["checks"]}
-        new = replace(base, **values)
-        state.mutate(knobs=new)
+        state, old, new = self._apply(name, env, knobs)
         if state.info is not None and state.info.port and old.down != new.down:
             self._run_on_loop(self._set_listening(state.info.port, not new.down))
         return new
+
+    async def asteer(self, name: str, env: str | None = None, **knobs: Any) -> Knobs:
+        """:meth:`steer` for code on the server's loop: waits for listener changes."""
+        state, old, new = self._apply(name, env, knobs)
+        if state.info is not None and state.info.port and old.down != new.down:
+            await self._set_listening(state.info.port, not new.down)
+        return new
+
+    def _apply(self, name: str, env: str | None,
+               knobs: dict[str, Any]) -> tuple[ServiceState, Knobs, Knobs]:
+        state = self.state(name, env)
+        knobs = dict(knobs)
+        reset = knobs.pop("reset", False)
+        if not isinstance(reset, bool):
+            raise ValueError(f"reset must be true or false, not {reset!r}")
+        values = _validate_knobs(knobs)
+        with self._steer_lock:
+            old = state.knobs
+            base = Knobs() if reset else old
+            if "checks" in values and not reset:
+                values["checks"] = {**base.checks, **values["checks"]}
+            new = replace(base, **values)
+            state.mutate(knobs=new)
+        return state, old, new
 
     def set_kube_effect(self, name: str, env: str, effect: KubeEffect | None) -> None:
         """Record what the service's deployment implies (called by the fleet's sync task)."""
@@ -754,8 +773,7 @@ class ServicesServer:
         if not isinstance(body, dict):
             return _json(400, {"error": "the body must be a JSON object of knobs"})
         try:
-            # Run in a worker thread: steer() waits for listener changes on this very loop.
-            await asyncio.to_thread(self.steer, name, env, **body)
+            await self.asteer(name, env, **body)
         except (ValueError, TypeError) as exc:
             return _json(400, {"error": str(exc)})
         return _json(200, state.describe())
