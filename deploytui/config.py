@@ -427,7 +427,7 @@ class _Loader:
     def build(self, cls: type, data: Any, path: str) -> Any:
         if not isinstance(data, dict):
             self.problem(path, f"expected a table, got {_tname(data)}")
-            return None
+            return _BAD
         hints = typing.get_type_hints(cls)
         fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         kwargs: dict[str, Any] = {}
@@ -539,7 +539,7 @@ class _Loader:
 
     def check_settings(self, s: Any) -> None:
         """Checks across fields (after every field was read)."""
-        if s is _BAD or s is None:
+        if s is _BAD:
             return
         seen: dict[str, int] = {}
         for i, svc in enumerate(s.services):
