@@ -386,6 +386,9 @@ def load_config(path: str | Path | None = None, *, environ: Mapping[str, str] | 
         raise ConfigError(str(p), "file not found (create one with `deploytui init`)") from None
     except OSError as exc:
         raise ConfigError(str(p), f"cannot read the file: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(p), f"not UTF-8 text (byte {exc.start}); TOML files must be "
+                                  "UTF-8") from None
     return parse_config(text, source=str(p.resolve()), environ=environ)
 
 
