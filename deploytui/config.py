@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import getpass
+import math
 import os
 import re
 import socket
@@ -482,6 +483,9 @@ class _Loader:
                                    f"got {_tname(value)} {value!r}")
                 return _BAD
             value = tp(value)
+            if not math.isfinite(value):  # nan would pass every bound below
+                self.problem(path, f"must be a finite number, got {value}")
+                return _BAD
             lo, hi = meta.get("min"), meta.get("max")
             if lo is not None and value < lo:
                 self.problem(path, f"must be at least {lo}, got {value}")
