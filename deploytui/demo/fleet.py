@@ -251,7 +251,11 @@ class Fleet:
 
     # -- Kubernetes -----------------------------------------------------------------------
     async def _start_kube(self) -> None:
-        from deploytui.demo.kube import KubeSim
+        try:
+            from deploytui.demo.kube import KubeSim
+        except ImportError as exc:
+            self.note(f"simulated Kubernetes is not available ({exc}); running without it")
+            return
 
         kube = KubeSim(host=self.host, time_scale=self.time_scale, seed=self.seed)
         for spec in self._specs:

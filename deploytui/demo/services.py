@@ -72,7 +72,7 @@ _UNSET: Any = object()
 class Knobs:
     """The steerable state of one service. Every field is a knob of the same name."""
 
-    latency_ms: float = 5.0            # response delay of its endpoints (and traffic latency)
+    latency_ms: float = 5.0            # response delay of its health endpoints (and traffic)
     jitter_ms: float = 2.0             # +- uniform jitter on latency_ms
     error_rate: float = 0.002          # fraction of simulated traffic answered 5xx (0-1)
     down: bool = False                 # refuse / drop every connection
@@ -705,7 +705,7 @@ class ServicesServer:
                 await asyncio.sleep(0.2)
             if state.knobs.down or self._stopping:
                 return _drop(request)
-        if knobs.latency_ms > 0 or knobs.jitter_ms > 0:
+        if endpoint != "metrics" and (knobs.latency_ms > 0 or knobs.jitter_ms > 0):
             delay = knobs.latency_ms + state.rng.uniform(-knobs.jitter_ms, knobs.jitter_ms)
             if delay > 0:
                 await asyncio.sleep(delay / 1000.0)
