@@ -418,10 +418,10 @@ class _Loader:
     def interpolate(self, value: str, path: str) -> str:
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
+            if default is not None and not self.environ.get(name):
+                return default  # like the shell: ${X:-d} is d when X is unset or empty
             if name in self.environ:
                 return self.environ[name]
-            if default is not None:
-                return default
             self.problem(path, f"environment variable {name} is not set "
                                f"(set it, or write ${{{name}:-default}})")
             return ""
