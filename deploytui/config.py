@@ -556,7 +556,13 @@ class _Loader:
                 self.problem(f"services[{i}].name", f"{svc.name!r} in env {svc.env!r} is already "
                                                    f"defined by services[{seen[svc.key]}]")
             seen.setdefault(svc.key, i)
-        names = {c.name for c in s.notify.channels if c is not _BAD}
+        first_channel: dict[str, int] = {}
+        for i, ch in enumerate(s.notify.channels):
+            if ch.name in first_channel:
+                self.problem(f"notify.channels[{i}].name", f"{ch.name!r} is already defined by "
+                                                           f"notify.channels[{first_channel[ch.name]}]")
+            first_channel.setdefault(ch.name, i)
+        names = set(first_channel)
         for i, route in enumerate(s.notify.routes):
             if route is _BAD:
                 continue
@@ -575,8 +581,10 @@ class _Loader:
                 self.problem(f"rules.{name}", f"critical ({levels.critical}) is below warning ({levels.warning})")
             if levels.rollback is not None and levels.rollback < levels.critical:
                 self.problem(f"rules.{name}", f"rollback ({levels.rollback}) is below critical ({levels.critical})")
-        if s.health is not _BAD and s.health.latency_alert_ms < s.health.latency_target_ms:
+        if s.health.latency_alert_ms < s.health.latency_target_ms:
             self.problem("health.latency_alert_ms", "is below health.latency_target_ms")
+        if s.health.availability_alert > s.health.availability_target:
+            self.problem("health.availability_alert", "is above health.availability_target")
 
 
 class _Bad:
