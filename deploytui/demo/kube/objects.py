@@ -200,7 +200,7 @@ def new_event(
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {
-            "name": f"{meta['name']}.{fnv32a(f'{reason}{message}{now}'.encode()):08x}{random_suffix(4)}",
+            "name": f"{meta['name']}.{_event_suffix(now)}",
             "namespace": meta.get("namespace") or "default",
         },
         "involvedObject": {
@@ -222,6 +222,16 @@ def new_event(
         "reportingComponent": component,
         "reportingInstance": "",
     }
+
+
+_last_event_ns = 0
+
+
+def _event_suffix(now: float) -> str:
+    """Hex nanoseconds, strictly increasing, like client-go's event names."""
+    global _last_event_ns
+    _last_event_ns = max(int(now * 1e9), _last_event_ns + 1)
+    return f"{_last_event_ns:x}"
 
 
 def new_namespace(name: str) -> dict[str, Any]:

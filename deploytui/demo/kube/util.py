@@ -11,8 +11,8 @@ from typing import Any
 __all__ = [
     "ApiError",
     "clone",
-    "format_age",
     "fnv32a",
+    "format_age",
     "micro_timestamp",
     "parse_timestamp",
     "safe_encode",

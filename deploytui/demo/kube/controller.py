@@ -1,0 +1,444 @@
+"""The Deployment controller: rolling updates, revisions, rollbacks, status and conditions,
+modelled on kube-controller-manager's ``pkg/controller/deployment``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from deploytui.demo.kube.objects import (
+    CHANGE_CAUSE,
+    DESIRED_REPLICAS,
+    HASH_LABEL,
+    MAX_REPLICAS,
+    REVISION,
+    REVISION_HISTORY,
+    new_replica_set,
+    template_hash,
+)
+from deploytui.demo.kube.pods import PodLifecycle
+from deploytui.demo.kube.recorder import EventRecorder
+from deploytui.demo.kube.store import Store
+from deploytui.demo.kube.util import parse_timestamp, scaled_value, timestamp
+
+__all__ = ["DeploymentController", "max_surge", "max_unavailable", "revision_of"]
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+def revision_of(obj: Mapping[str, Any]) -> int:
+    try:
+        return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+def _fenceposts(d: Mapping[str, Any]) -> tuple[int, int]:
+    spec = d["spec"]
+    replicas = int(spec.get("replicas", 1))
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    surge = scaled_value(rolling.get("maxSurge"), replicas, round_up=True, default="25%")
+    unavailable = scaled_value(rolling.get("maxUnavailable"), replicas, round_up=False, default="25%")
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    return surge, unavailable
+
+
+def _rolling(d: Mapping[str, Any]) -> bool:
+    return (d["spec"].get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
+
+
+def max_surge(d: Mapping[str, Any]) -> int:
+    return _fenceposts(d)[0] if _rolling(d) else 0
+
+
+def max_unavailable(d: Mapping[str, Any]) -> int:
+    replicas = int(d["spec"].get("replicas", 1))
+    if not _rolling(d) or replicas == 0:
+        return 0
+    return min(_fenceposts(d)[1], replicas)
+
+
+def _strip_hash(template: Mapping[str, Any]) -> Any:
+    t = json.loads(json.dumps(template))
+    labels = (t.get("metadata") or {}).get("labels")
+    if labels is not None:
+        labels.pop(HASH_LABEL, None)
+        if not labels:
+            t["metadata"].pop("labels")
+    return t
+
+
+def _spec_replicas(rs: Mapping[str, Any]) -> int:
+    return int(rs["spec"].get("replicas", 1))
+
+
+def _st(obj: Mapping[str, Any], key: str) -> int:
+    return int((obj.get("status") or {}).get(key) or 0)
+
+
+class DeploymentController:
+    """Runs the Deployment and ReplicaSet controllers and the pod simulation on a timer."""
+
+    def __init__(self, store: Store, clock: Callable[[], float], interval: float = 0.5) -> None:
+        self.store = store
+        self.clock = clock
+        self.interval = interval
+        self.recorder = EventRecorder(store, clock)
+        self.pods = PodLifecycle(store, clock, self.recorder)
+        self.ticks = 0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:  # one bad object must not stop the simulated cluster
+                log.exception("simulated deployment controller tick failed")
+            await asyncio.sleep(self.interval)
+
+    def tick(self) -> None:
+        self.ticks += 1
+        self.pods.sync_pods()
+        self._garbage_collect()
+        for rs in self.store.list("replicasets"):
+            with self.store.lock:
+                self.pods.sync_replica_set(rs)
+        for d in self.store.list("deployments"):
+            with self.store.lock:
+                current = self.store.get("deployments", d["metadata"]["namespace"], d["metadata"]["name"])
+                if current is not None:
+                    for rs in self.sync_deployment(current):
+                        self.pods.sync_replica_set(rs)
+
+    def _garbage_collect(self) -> None:
+        """Delete ReplicaSets and pods whose controlling owner is gone (background cascading)."""
+        for plural, owners, qualified in (("replicasets", "deployments", "replicasets.apps"), ("pods", "replicasets", "pods")):
+            with self.store.lock:
+                alive = {o["metadata"]["uid"] for o in self.store.list(owners)}
+                for obj in self.store.list(plural):
+                    refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")]
+                    if refs and refs[0].get("uid") not in alive:
+                        self.store.delete(plural, qualified, obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    def _scale(self, d: Obj, rs: Obj, replicas: int, *, record: bool = True) -> Obj:
+        old = _spec_replicas(rs)
+        annotations = dict(rs["metadata"].get("annotations") or {})
+        annotations[DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
+        annotations[MAX_REPLICAS] = str(int(d["spec"].get("replicas", 1)) + max_surge(d))
+        if old == replicas and annotations == rs["metadata"].get("annotations"):
+            return rs
+        updated = {**rs, "metadata": {**rs["metadata"], "annotations": annotations}, "spec": {**rs["spec"], "replicas": replicas}}
+        if old != replicas:
+            updated["metadata"]["generation"] = int(rs["metadata"].get("generation", 1)) + 1
+        stored = self.store.replace("replicasets", "replicasets.apps", updated)
+        if record and old != replicas:
+            direction = "up" if replicas > old else "down"
+            self.recorder.record(
+                d, "Normal", "ScalingReplicaSet", f"Scaled {direction} replica set {rs['metadata']['name']} to {replicas}",
+                "deployment-controller",
+            )
+        return stored
+
+    def _new_rs_replicas(self, d: Obj, all_rs: list[Obj], new_rs: Obj | None) -> int:
+        replicas = int(d["spec"].get("replicas", 1))
+        if not _rolling(d):
+            return replicas
+        current = sum(_spec_replicas(rs) for rs in all_rs)
+        new_count = _spec_replicas(new_rs) if new_rs else 0
+        total = replicas + max_surge(d)
+        if current >= total:
+            return new_count
+        return new_count + min(total - current, replicas - new_count)
+
+    # --- the sync -----------------------------------------------------------------------------
+
+    def sync_deployment(self, d: Obj) -> list[Obj]:
+        """One reconcile of a deployment; returns the ReplicaSets whose spec it changed."""
+        if d["metadata"].get("deletionTimestamp"):
+            return []
+        uid = d["metadata"]["uid"]
+        now = self.clock()
+        owned = [
+            rs for rs in self.store.owned(uid, "replicasets")
+            if any(r.get("controller") and r.get("uid") == uid for r in rs["metadata"].get("ownerReferences") or [])
+        ]
+        owned.sort(key=lambda rs: (rs["metadata"]["creationTimestamp"], int(rs["metadata"]["resourceVersion"])))
+        template = _strip_hash(d["spec"]["template"])
+        new_rs = next((rs for rs in owned if _strip_hash(rs["spec"]["template"]) == template), None)
+        old_rss = [rs for rs in owned if rs is not new_rs]
+        status = json.loads(json.dumps(d.get("status") or {}))
+        conditions: list[Obj] = status.get("conditions") or []
+        paused = bool(d["spec"].get("paused"))
+        has_deadline = d["spec"].get("progressDeadlineSeconds") is not None
+        changed: list[Obj] = []
+        annotations = dict(d["metadata"].get("annotations") or {})
+        max_old = max((revision_of(rs) for rs in old_rss), default=0)
+
+        if new_rs is not None:
+            new_rs = self._adopt_revision(d, new_rs, max_old + 1)
+            if has_deadline and _condition(conditions, "Progressing") is None:
+                _set_condition(conditions, "Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{new_rs["metadata"]["name"]}"', now)
+        elif not paused and (_rolling(d) or not any(_st(rs, "replicas") or _spec_replicas(rs) for rs in old_rss)):
+            new_rs = self._create_rs(d, owned, max_old + 1)
+            changed.append(new_rs)
+            if has_deadline:
+                _set_condition(conditions, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{new_rs["metadata"]["name"]}"', now)
+        if new_rs is not None:
+            annotations[REVISION] = new_rs["metadata"]["annotations"][REVISION]
+        all_rs = [*old_rss, new_rs] if new_rs is not None else list(old_rss)
+
+        if paused:
+            active = [rs for rs in all_rs if _spec_replicas(rs) > 0]
+            target = new_rs if new_rs is not None and len(active) <= 1 else (active[0] if len(active) == 1 else None)
+            if target is not None and _spec_replicas(target) != d["spec"].get("replicas", 1):
+                changed.append(self._replace_in(all_rs, self._scale(d, target, int(d["spec"].get("replicas", 1)))))
+        elif not _rolling(d):
+            changed += self._recreate(d, old_rss, new_rs, all_rs)
+        else:
+            changed += self._rolling(d, old_rss, new_rs, all_rs)
+        all_rs = [self.store.get("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs for rs in all_rs]
+        if new_rs is not None:
+            new_rs = all_rs[-1]
+            if not changed and _complete(d, d.get("status") or {}):
+                self._cleanup(d, all_rs[:-1])
+
+        self._status(d, status, conditions, all_rs, new_rs, paused, has_deadline, now)
+        if status != (d.get("status") or {}) or annotations != (d["metadata"].get("annotations") or {}):
+            meta = {**d["metadata"], "annotations": annotations}
+            self.store.replace("deployments", "deployments.apps", {**d, "metadata": meta, "status": status})
+        return changed
+
+    @staticmethod
+    def _replace_in(all_rs: list[Obj], rs: Obj) -> Obj:
+        for n, existing in enumerate(all_rs):
+            if existing["metadata"]["uid"] == rs["metadata"]["uid"]:
+                all_rs[n] = rs
+        return rs
+
+    def _adopt_revision(self, d: Obj, rs: Obj, new_revision: int) -> Obj:
+        """``SetNewReplicaSetAnnotations``: bump a re-adopted ReplicaSet to max+1, remember its
+        old revision, copy the deployment's annotations (change-cause)."""
+        annotations = dict(rs["metadata"].get("annotations") or {})
+        before = dict(annotations)
+        for key, value in (d["metadata"].get("annotations") or {}).items():
+            if key.startswith("kubectl.kubernetes.io/last-applied") or key in (REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS):
+                continue
+            annotations[key] = value
+        if CHANGE_CAUSE not in (d["metadata"].get("annotations") or {}):
+            annotations.pop(CHANGE_CAUSE, None)
+        old = annotations.get(REVISION, "")
+        if (int(old) if old.isdigit() else 0) < new_revision:
+            annotations[REVISION] = str(new_revision)
+            if old:
+                history = [h for h in annotations.get(REVISION_HISTORY, "").split(",") if h]
+                annotations[REVISION_HISTORY] = ",".join([*history, old])
+        if annotations == before:
+            return rs
+        return self.store.replace("replicasets", "replicasets.apps", {**rs, "metadata": {**rs["metadata"], "annotations": annotations}})
+
+    def _create_rs(self, d: Obj, owned: list[Obj], revision: int) -> Obj:
+        template = _strip_hash(d["spec"]["template"])
+        collisions = int((d.get("status") or {}).get("collisionCount") or 0)
+        pod_hash = template_hash(template, collisions)
+        while self.store.get("replicasets", d["metadata"]["namespace"], f"{d['metadata']['name']}-{pod_hash}") is not None:
+            collisions += 1
+            pod_hash = template_hash(template, collisions)
+        replicas = self._new_rs_replicas(d, owned, None)
+        rs = new_replica_set(d, pod_hash, replicas, revision)
+        rs["metadata"]["annotations"][DESIRED_REPLICAS] = str(d["spec"].get("replicas", 1))
+        rs["metadata"]["annotations"][MAX_REPLICAS] = str(int(d["spec"].get("replicas", 1)) + max_surge(d))
+        stored = self.store.create("replicasets", "replicasets.apps", rs)
+        if replicas > 0:
+            self.recorder.record(
+                d, "Normal", "ScalingReplicaSet", f"Scaled up replica set {rs['metadata']['name']} to {replicas}",
+                "deployment-controller",
+            )
+        return stored
+
+    def _rolling(self, d: Obj, old_rss: list[Obj], new_rs: Obj | None, all_rs: list[Obj]) -> list[Obj]:
+        replicas = int(d["spec"].get("replicas", 1))
+        if new_rs is not None:
+            current = _spec_replicas(new_rs)
+            if current > replicas:
+                return [self._replace_in(all_rs, self._scale(d, new_rs, replicas))]
+            if current < replicas:
+                target = self._new_rs_replicas(d, all_rs, new_rs)
+                if target != current:
+                    return [self._replace_in(all_rs, self._scale(d, new_rs, target))]
+        old = [rs for rs in all_rs if new_rs is None or rs["metadata"]["uid"] != new_rs["metadata"]["uid"]]
+        return self._reconcile_old(d, old, new_rs, all_rs)
+
+    def _reconcile_old(self, d: Obj, old_rss: list[Obj], new_rs: Obj | None, all_rs: list[Obj]) -> list[Obj]:
+        if sum(_spec_replicas(rs) for rs in old_rss) == 0:
+            return []
+        replicas = int(d["spec"].get("replicas", 1))
+        min_available = replicas - max_unavailable(d)
+        all_pods = sum(_spec_replicas(rs) for rs in all_rs)
+        new_unavailable = (_spec_replicas(new_rs) - _st(new_rs, "availableReplicas")) if new_rs else 0
+        max_scaled_down = all_pods - min_available - new_unavailable
+        if max_scaled_down <= 0:
+            return []
+        changed: list[Obj] = []
+        # First remove old pods that are not available anyway (they do not count towards availability).
+        cleaned = 0
+        for rs in sorted(old_rss, key=lambda r: r["metadata"]["creationTimestamp"]):
+            if cleaned >= max_scaled_down:
+                break
+            spec, available = _spec_replicas(rs), _st(rs, "availableReplicas")
+            if spec == 0 or spec == available:
+                continue
+            count = min(max_scaled_down - cleaned, spec - available)
+            cleaned += count
+            changed.append(self._replace_in(all_rs, self._scale(d, rs, spec - count)))
+        old_rss = [next(a for a in all_rs if a["metadata"]["uid"] == rs["metadata"]["uid"]) for rs in old_rss]
+        # Then scale down available old pods while keeping minAvailable.
+        available_total = sum(_st(rs, "availableReplicas") for rs in all_rs)
+        if available_total > min_available:
+            budget, done = available_total - min_available, 0
+            for rs in sorted(old_rss, key=lambda r: r["metadata"]["creationTimestamp"]):
+                if done >= budget:
+                    break
+                spec = _spec_replicas(rs)
+                if spec == 0:
+                    continue
+                count = min(spec, budget - done)
+                done += count
+                changed.append(self._replace_in(all_rs, self._scale(d, rs, spec - count)))
+        return changed
+
+    def _recreate(self, d: Obj, old_rss: list[Obj], new_rs: Obj | None, all_rs: list[Obj]) -> list[Obj]:
+        active = [rs for rs in old_rss if _spec_replicas(rs) > 0]
+        if active:
+            return [self._replace_in(all_rs, self._scale(d, rs, 0)) for rs in active]
+        if any(_st(rs, "replicas") for rs in old_rss) or new_rs is None:
+            return []
+        replicas = int(d["spec"].get("replicas", 1))
+        if _spec_replicas(new_rs) != replicas:
+            return [self._replace_in(all_rs, self._scale(d, new_rs, replicas))]
+        return []
+
+    def _cleanup(self, d: Obj, old_rss: list[Obj]) -> None:
+        limit = d["spec"].get("revisionHistoryLimit")
+        if limit is None or len(old_rss) <= limit:
+            return
+        for rs in sorted(old_rss, key=revision_of)[: len(old_rss) - int(limit)]:
+            if _st(rs, "replicas") or _spec_replicas(rs):
+                continue
+            meta = rs["metadata"]
+            if self.store.get("replicasets", meta["namespace"], meta["name"]) is not None:
+                self.store.delete("replicasets", "replicasets.apps", meta["namespace"], meta["name"])
+
+    def _status(
+        self, d: Obj, status: Obj, conditions: list[Obj], all_rs: list[Obj], new_rs: Obj | None,
+        paused: bool, has_deadline: bool, now: float,
+    ) -> None:
+        """``calculateStatus`` + ``syncRolloutStatus``: counts, Available and Progressing."""
+        old_status = d.get("status") or {}
+        replicas = int(d["spec"].get("replicas", 1))
+        available = sum(_st(rs, "availableReplicas") for rs in all_rs)
+        counts = {
+            "replicas": sum(_st(rs, "replicas") for rs in all_rs),
+            "updatedReplicas": _st(new_rs, "replicas") if new_rs else 0,
+            "readyReplicas": sum(_st(rs, "readyReplicas") for rs in all_rs),
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, sum(_spec_replicas(rs) for rs in all_rs) - available),
+        }
+        for key, value in counts.items():  # the apiserver omits zero counts (omitempty)
+            if value:
+                status[key] = value
+            else:
+                status.pop(key, None)
+        status["observedGeneration"] = d["metadata"].get("generation", 1)
+        if available >= replicas - max_unavailable(d):
+            _set_condition(conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now)
+        else:
+            _set_condition(conditions, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", now)
+        current = _condition(conditions, "Progressing")
+        if paused:
+            if has_deadline and (current is None or current.get("reason") != "DeploymentPaused"):
+                _set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", now)
+        elif has_deadline:
+            if current is not None and current.get("reason") == "DeploymentPaused":
+                _set_condition(conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", now)
+                current = _condition(conditions, "Progressing")
+            rs_name = new_rs["metadata"]["name"] if new_rs else None
+            complete_before = (
+                status.get("replicas", 0) == status.get("updatedReplicas", 0)
+                and current is not None and current.get("reason") == "NewReplicaSetAvailable"
+            )
+            if not complete_before:
+                if _complete(d, status):
+                    msg = f'ReplicaSet "{rs_name}" has successfully progressed.' if rs_name else f'Deployment "{d["metadata"]["name"]}" has successfully progressed.'
+                    _set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable", msg, now)
+                elif _progressing(old_status, status):
+                    msg = f'ReplicaSet "{rs_name}" is progressing.' if rs_name else f'Deployment "{d["metadata"]["name"]}" is progressing.'
+                    transition = current["lastTransitionTime"] if current and current.get("status") == "True" else timestamp(now)
+                    conditions[:] = [c for c in conditions if c["type"] != "Progressing"]
+                    conditions.append(_new_condition("Progressing", "True", "ReplicaSetUpdated", msg, now, transition))
+                elif _timed_out(d, current, now):
+                    msg = f'ReplicaSet "{rs_name}" has timed out progressing.' if rs_name else f'Deployment "{d["metadata"]["name"]}" has timed out progressing.'
+                    _set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded", msg, now)
+        else:
+            conditions[:] = [c for c in conditions if c["type"] != "Progressing"]
+        conditions.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c["type"], 2))
+        status["conditions"] = conditions
+
+
+def _complete(d: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    replicas = int(d["spec"].get("replicas", 1))
+    return (
+        int(status.get("updatedReplicas") or 0) == replicas
+        and int(status.get("replicas") or 0) == replicas
+        and int(status.get("availableReplicas") or 0) == replicas
+        and int(status.get("observedGeneration") or 0) >= int(d["metadata"].get("generation", 1))
+    )
+
+
+def _progressing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    def g(s: Mapping[str, Any], k: str) -> int:
+        return int(s.get(k) or 0)
+
+    return (
+        g(new, "updatedReplicas") > g(old, "updatedReplicas")
+        or g(new, "replicas") - g(new, "updatedReplicas") < g(old, "replicas") - g(old, "updatedReplicas")
+        or g(new, "readyReplicas") > g(old, "readyReplicas")
+        or g(new, "availableReplicas") > g(old, "availableReplicas")
+    )
+
+
+def _timed_out(d: Mapping[str, Any], cond: Mapping[str, Any] | None, now: float) -> bool:
+    if cond is None or cond.get("reason") == "NewReplicaSetAvailable":
+        return False
+    if cond.get("reason") == "ProgressDeadlineExceeded":
+        return True
+    since = parse_timestamp(cond.get("lastUpdateTime"))
+    return since is not None and since + int(d["spec"]["progressDeadlineSeconds"]) < now
+
+
+def _condition(conditions: list[Obj], type: str) -> Obj | None:
+    return next((c for c in conditions if c.get("type") == type), None)
+
+
+def _new_condition(type: str, status: str, reason: str, message: str, now: float, transition: str | None = None) -> Obj:
+    stamp = timestamp(now)
+    return {
+        "type": type, "status": status, "lastUpdateTime": stamp,
+        "lastTransitionTime": transition or stamp, "reason": reason, "message": message,
+    }
+
+
+def _set_condition(conditions: list[Obj], type: str, status: str, reason: str, message: str, now: float) -> None:
+    """``SetDeploymentCondition``: no change for the same status and reason; keep the transition
+    time when only the reason changes."""
+    current = _condition(conditions, type)
+    if current is not None and current.get("status") == status and current.get("reason") == reason:
+        return
+    transition = current["lastTransitionTime"] if current is not None and current.get("status") == status else None
+    conditions[:] = [c for c in conditions if c.get("type") != type]
+    conditions.append(_new_condition(type, status, reason, message, now, transition))
