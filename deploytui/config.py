@@ -453,7 +453,7 @@ class _Loader:
             return _BAD
         return cls(**kwargs)
 
-    def convert(self, tp: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:  # noqa: PLR0911, PLR0912
+    def convert(self, tp: Any, value: Any, path: str, meta: dict[str, Any]) -> Any:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
         if meta.get("raw"):

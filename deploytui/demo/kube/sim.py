@@ -81,6 +81,7 @@ class KubeSim:
         self.port = port
         self.clock = clock
         self.url = ""
+        self.kubeconfig: Path | None = None  # the last file write_kubeconfig() wrote
         self.store = Store(clock, history_limit=history_limit)
         self.controller = DeploymentController(self.store, clock, controller_interval)
         self.api = Api(self.store, on_pod_created=self.controller.pods.track)
@@ -135,6 +136,7 @@ class KubeSim:
         }
         path.write_text(json.dumps(config, indent=2) + "\n")
         path.chmod(0o600)
+        self.kubeconfig = path
         return path
 
     # --- building the world -------------------------------------------------------------------

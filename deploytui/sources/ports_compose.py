@@ -1,0 +1,273 @@
+"""Port allocations declared in docker-compose files.
+
+Every ``ports:`` form compose accepts::
+
+    - 3050                       container port only: published on an ephemeral host port
+    - "3050:3000"                published:target
+    - "127.0.0.1:3050:3000/udp"  host_ip:published:target/protocol
+    - "3000-3005:3000-3005"      ranges (a host range onto one target port too: "8000-8010:80")
+    - "[::1]:3050:3000"          IPv6 host address in brackets
+    - "127.0.0.1::3000"          a host address with an ephemeral host port
+    - {target: 3000, published: "3050", host_ip: 127.0.0.1, protocol: udp, mode: host}
+
+YAML is read the way compose reads it (YAML 1.2 integers): an unquoted ``22:22`` is the string
+``"22:22"``, not the base-60 integer PyYAML's YAML 1.1 would make of it. ``${VAR}``,
+``${VAR:-default}`` and ``${VAR-default}`` are interpolated from the environment and the
+``.env`` file beside the compose file, as compose does.
+
+Compose files have no env; a file's env is its ``x-deploytui: {env: prod}`` extension field,
+else an env name found in the file name (``docker-compose.staging.yml``), else ``dev``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploytui.errors import ConfigError
+from deploytui.sources.ports_conflicts import PORT_MAX, PORT_MIN, PortAllocation
+
+__all__ = ["ComposePort", "load_compose_file", "parse_port_spec"]
+
+DEFAULT_ENV = "dev"
+_PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+@dataclass(frozen=True)
+class ComposePort:
+    """One parsed ``ports:`` entry. ``published`` is None when compose picks an ephemeral port."""
+
+    target: tuple[int, int]
+    published: tuple[int, int] | None = None
+    host_ip: str = ""
+    protocol: str = "tcp"
+    mode: str = "ingress"
+
+
+class _ComposeLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 integers (no base-60), like compose's Go YAML parser."""
+
+
+_ComposeLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"))
+_ComposeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def _port_range(text: str, what: str) -> tuple[int, int]:
+    parts = text.split("-")
+    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"{what} {text!r} is not a port or a range like 3000-3005")
+    start, end = int(parts[0]), int(parts[-1])
+    if start > end:
+        raise ValueError(f"{what} range {text!r} starts after it ends")
+    if start < PORT_MIN or end > PORT_MAX:
+        raise ValueError(f"{what} {text!r} is outside 1-65535")
+    return start, end
+
+
+def _check_widths(target: tuple[int, int], published: tuple[int, int] | None) -> None:
+    if published is None:
+        return
+    t_width, p_width = target[1] - target[0], published[1] - published[0]
+    if t_width and t_width != p_width:
+        raise ValueError(f"the published range has {p_width + 1} ports but the target range "
+                         f"has {t_width + 1}")
+
+
+def parse_port_spec(spec: Any) -> ComposePort:
+    """Parse one ``ports:`` entry (short string or int, or the long-form mapping).
+
+    Raises ValueError saying what is wrong with it.
+    """
+    if isinstance(spec, bool):
+        raise ValueError(f"expected a port, got {spec!r}")
+    if isinstance(spec, int):
+        return ComposePort(target=_port_range(str(spec), "target port"))
+    if isinstance(spec, Mapping):
+        return _parse_long(spec)
+    if not isinstance(spec, str):
+        raise ValueError(f"expected a string, number or mapping, got {type(spec).__name__}")
+    text = spec.strip()
+    protocol = "tcp"
+    if "/" in text:
+        text, protocol = text.rsplit("/", 1)
+        protocol = protocol.lower()
+        if protocol not in _PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r} (tcp, udp or sctp)")
+    host_ip = ""
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0 or text[close + 1:close + 2] != ":":
+            raise ValueError(f"{spec!r}: an IPv6 address is written [addr]:published:target")
+        host_ip, text = text[1:close], text[close + 2:]
+        parts = text.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"{spec!r}: expected [addr]:published:target")
+        parts = ["", *parts]
+    else:
+        parts = text.split(":")
+        if len(parts) > 3:
+            raise ValueError(f"{spec!r}: too many ':' (write an IPv6 host address in brackets)")
+        parts = [""] * (3 - len(parts)) + parts
+        host_ip = host_ip or parts[0]
+    published_text, target_text = parts[1], parts[2]
+    target = _port_range(target_text, "target port")
+    published = _port_range(published_text, "published port") if published_text else None
+    _check_widths(target, published)
+    return ComposePort(target=target, published=published, host_ip=host_ip, protocol=protocol)
+
+
+def _parse_long(spec: Mapping[str, Any]) -> ComposePort:
+    unknown = set(spec) - {"target", "published", "host_ip", "protocol", "mode", "name",
+                           "app_protocol"}
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    if "target" not in spec:
+        raise ValueError("the long form needs 'target'")
+    raw_target = spec["target"]
+    if isinstance(raw_target, bool) or not isinstance(raw_target, (int, str)):
+        raise ValueError(f"target must be a port number, got {raw_target!r}")
+    target = _port_range(str(raw_target).strip(), "target port")
+    published = None
+    raw = spec.get("published")
+    if raw not in (None, ""):
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise ValueError(f"published must be a port or a range string, got {raw!r}")
+        published = _port_range(str(raw).strip(), "published port")
+    _check_widths(target, published)
+    protocol = str(spec.get("protocol") or "tcp").lower()
+    if protocol not in _PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (tcp, udp or sctp)")
+    mode = str(spec.get("mode") or "ingress")
+    if mode not in ("ingress", "host"):
+        raise ValueError(f"mode must be ingress or host, got {mode!r}")
+    return ComposePort(target=target, published=published, host_ip=str(spec.get("host_ip") or ""),
+                       protocol=protocol, mode=mode)
+
+
+# --- interpolation -------------------------------------------------------------------------------
+
+_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _interpolate(value: Any, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(m: re.Match[str]) -> str:
+            if m.group(0) == "$$":
+                return "$"
+            name = m.group(1) or m.group(4)
+            colon, default = m.group(2), m.group(3)
+            current = env.get(name)
+            if default is not None and (current is None or (colon and current == "")):
+                return default
+            if current is None:
+                raise ValueError(f"variable {name} is not set (set it, or write ${{{name}:-default}})")
+            return current
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, env) for k, v in value.items()}
+    return value
+
+
+# --- files ---------------------------------------------------------------------------------------
+
+
+def _file_env(path: Path, doc: Mapping[str, Any], known_envs: Iterable[str]) -> str:
+    ext = doc.get("x-deploytui")
+    if isinstance(ext, Mapping) and isinstance(ext.get("env"), str) and ext["env"]:
+        return ext["env"]
+    tokens = set(re.split(r"[^A-Za-z0-9]+", path.name.lower()))
+    for env in sorted(known_envs):
+        if env.lower() in tokens:
+            return env
+    return DEFAULT_ENV
+
+
+def load_compose_file(path: Path, shown: str, *, known_envs: Iterable[str] = (),
+                      environ: Mapping[str, str] | None = None) -> list[PortAllocation]:
+    """Every ``ports:`` entry of one compose file as allocations (malformed ones included, with
+    ``error`` set). ``shown`` is the name used in messages (the path as the config wrote it).
+
+    Raises :class:`ConfigError` naming the file when it cannot be read or is not compose YAML.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(shown, "compose file not found ([ports] compose_files)") from None
+    except OSError as exc:
+        raise ConfigError(shown, f"cannot read the compose file: {exc.strerror or exc}") from None
+    try:
+        doc = yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ConfigError(shown, f"not valid YAML: {exc}") from None
+    if doc is None:
+        return []
+    if not isinstance(doc, Mapping):
+        raise ConfigError(shown, "(top level): expected a mapping with 'services'")
+    services = doc.get("services") or {}
+    if not isinstance(services, Mapping):
+        raise ConfigError(shown, "services: expected a mapping of service name -> service")
+    env = _file_env(path, doc, known_envs)
+    variables = {**_dotenv(path.parent / ".env"), **(os.environ if environ is None else environ)}
+    out: list[PortAllocation] = []
+    for name, service in services.items():
+        if service is None:
+            continue
+        if not isinstance(service, Mapping):
+            raise ConfigError(shown, f"services.{name}: expected a mapping")
+        ports = service.get("ports")
+        if ports is None:
+            continue
+        if not isinstance(ports, list):
+            raise ConfigError(shown, f"services.{name}.ports: expected a list")
+        for i, spec in enumerate(ports):
+            key = f"services.{name}.ports[{i}]"
+            base = {"service": str(name), "env": env, "source": "compose", "origin": shown,
+                    "key": key, "kind": "published"}
+            try:
+                port = parse_port_spec(_interpolate(spec, variables))
+            except ValueError as exc:
+                out.append(PortAllocation(start=0, end=0, error=f"{spec!r}: {exc}", **base))
+                continue
+            if port.published is None:
+                continue  # an ephemeral host port claims nothing
+            t0, t1 = port.target
+            out.append(PortAllocation(
+                start=port.published[0], end=port.published[1], protocol=port.protocol,
+                host=port.host_ip, target=str(t0) if t0 == t1 else f"{t0}-{t1}", **base))
+    return out
