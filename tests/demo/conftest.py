@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,32 @@ def kube_sim(tmp_path: Path) -> Iterator[KubeSim]:
         sim.set_default_ready_seconds(0.2)
         sim.write_kubeconfig(tmp_path / "kubeconfig")
         yield sim
+
+
+@pytest.fixture
+def kube_client(kube_sim: KubeSim) -> Iterator[object]:
+    """The official client's ApiClient, configured from the generated kubeconfig."""
+    from kubernetes import config
+
+    assert kube_sim.kubeconfig is not None
+    api_client = config.new_client_from_config(config_file=str(kube_sim.kubeconfig))
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., object]:
+    """``wait_for(predicate, timeout=8, what="...")``: poll until the predicate returns a truthy
+    value and return it; fail the test with ``what`` when it never does."""
+
+    def wait(predicate: Callable[[], object], timeout: float = 8.0, what: str = "condition") -> object:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for {what}")
+            time.sleep(0.02)
+
+    return wait
