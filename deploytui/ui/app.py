@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -61,8 +62,10 @@ class DeployApp(App[int]):
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, runtime: Runtime, *, autostart_sources: bool = True) -> None:
+    def __init__(self, runtime: Runtime, *, autostart_sources: bool = True,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__()
+        self.clock = clock  # the header clock; snapshot tests pin it
         self.runtime = runtime
         self.autostart_sources = autostart_sources
         self.snapshot_listeners: list[Callable[[str, Any], None]] = []
@@ -188,7 +191,7 @@ class DeployApp(App[int]):
 
 
 def make_app(settings: Settings, *, mode: str = "live", runtime: Runtime | None = None,
-             autostart_sources: bool = True) -> DeployApp:
+             autostart_sources: bool = True, with_sources: bool = True) -> DeployApp:
     """Build the console for ``settings`` (the factory both ``__main__`` and tests use)."""
-    runtime = runtime or build_runtime(settings, mode=mode)
+    runtime = runtime or build_runtime(settings, mode=mode, with_sources=with_sources)
     return DeployApp(runtime, autostart_sources=autostart_sources)

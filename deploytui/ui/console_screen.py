@@ -165,7 +165,7 @@ class ConsoleScreen(Screen[None]):
         ctx = s.kubernetes.context or ("kube: default context" if s.kubernetes.enabled else "")
         envs = sorted({svc.env for svc in s.services})
         env_text = f"envs: {', '.join(envs)}" if envs else "no services configured"
-        clock = time.strftime("%H:%M")
+        clock = time.strftime("%H:%M", time.localtime(getattr(self.app, "clock", time.time)()))
         guard = self.runtime.extras.get("guard_badge", "")
         left = "  ".join(x for x in ("deploytui", ctx, env_text, guard) if x)
         text = f"{left}   [reverse] {self.mode_badge()} [/reverse]   {clock}"
