@@ -35,8 +35,12 @@ def run_init(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         print(f"deploytui: {path} already exists; use --force to overwrite it", file=sys.stderr)
         return 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(starter_config_text(), encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(starter_config_text(), encoding="utf-8")
+    except OSError as exc:
+        print(f"deploytui: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     print(f"next: edit it, then `deploytui config check {path}`")
     return 0
