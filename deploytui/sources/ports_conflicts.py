@@ -132,7 +132,10 @@ class Conflict:
             return ""
         if self.suggestion is None:
             return f"no free range of {self.move.width} port(s) left in {self.env or 'this env'}"
-        return f"move {self.move.label} to {format_range(*self.suggestion)}"
+        free = format_range(*self.suggestion)
+        if not self.move.valid:
+            return f"fix the entry; {free} is free in {self.env or 'this env'}"
+        return f"move {self.move.label} to {free}"
 
     def explain(self) -> str:
         """Several lines for the operator: what, who (and where declared), what to do."""
