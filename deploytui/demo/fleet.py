@@ -94,6 +94,16 @@ def build_specs(count: int, *, seed: int = 0, kubernetes: bool = True) -> list[S
     ]
 
 
+_NO_PODS = KubeEffect(available=False)
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    for cond in (pod.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return bool(cond.get("status") == "True")
+    return False
+
+
 def _version_of(image: str) -> str | None:
     tag = image.rsplit("/", 1)[-1]
     return tag.split(":", 1)[1] if ":" in tag else None
@@ -256,42 +266,76 @@ class Fleet:
         except ImportError as exc:
             self.note(f"simulated Kubernetes is not available ({exc}); running without it")
             return
+        scale, t0 = self.time_scale, time.time()
 
-        kube = KubeSim(host=self.host, time_scale=self.time_scale, seed=self.seed)
+        def clock() -> float:
+            return t0 + (time.time() - t0) * scale
+
+        kube = KubeSim(host=self.host, clock=clock if scale != 1.0 else time.time,
+                       controller_interval=max(0.05, 0.5 / scale))
         for spec in self._specs:
             if spec.deployment:
                 ns, name = spec.deployment.split("/", 1)
                 kube.add_deployment(ns, name, image=f"{IMAGE_REPO}/{name}:{spec.version}",
                                     replicas=_REPLICAS.get(spec.env, 2),
-                                    labels={"app": name, "team": spec.team, "env": spec.env})
+                                    labels={"app": name},
+                                    change_cause=f"initial release of {name} {spec.version}")
         await kube.start()
         self.kube = kube
-        kube.write_kubeconfig(self.kubeconfig_path)
+        kube.write_kubeconfig(self.kubeconfig_path, namespace=NAMESPACES["prod"])
 
     async def _stop_kube(self) -> None:
         await self.kube.stop()
 
-    def _kube_effect(self, deployment: str) -> KubeEffect | None:
-        ns, name = deployment.split("/", 1)
-        view = self.kube.deployment_view(ns, name)
-        if view is None:
-            return None
-        return KubeEffect(bad_fraction=float(view.bad_fraction),
-                          version=_version_of(view.serving_image or view.image),
-                          restarts=int(view.restarts))
+    def _kube_effects(self) -> dict[str, KubeEffect]:
+        """Per deployment ("ns/name"): the share of its pods on a crash-looping image, the
+        version most ready pods run, and container restarts."""
+        kube = self.kube
+        crashing = kube.controller.pods.behavior
+        out: dict[str, KubeEffect] = {}
+        for ns in sorted({s.deployment.split("/", 1)[0] for s in self.services if s.deployment}):
+            pods: dict[str, list[dict[str, Any]]] = {}
+            for pod in kube.list_objects("pods", ns):
+                meta = pod["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
+                app = (meta.get("labels") or {}).get("app")
+                if app:
+                    pods.setdefault(app, []).append(pod)
+            for app, group in pods.items():
+                bad = good_ready = restarts = 0
+                versions: dict[str, int] = {}
+                for pod in group:
+                    images = [c.get("image", "") for c in pod["spec"].get("containers") or []]
+                    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+                    restarts += sum(int(c.get("restartCount") or 0) for c in statuses)
+                    if any(crashing(image).crashloop for image in images):
+                        bad += 1
+                    elif _ready(pod):
+                        good_ready += 1
+                        version = _version_of(images[0]) if images else None
+                        if version:
+                            versions[version] = versions.get(version, 0) + 1
+                total = bad + good_ready
+                out[f"{ns}/{app}"] = KubeEffect(
+                    bad_fraction=bad / total if total else 0.0,
+                    version=max(versions, key=lambda v: versions[v]) if versions else None,
+                    restarts=restarts)
+        return out
 
     async def _kube_sync_loop(self) -> None:
         assert self.server is not None
         while True:
+            try:
+                effects = self._kube_effects()
+            except Exception:
+                log.exception("cannot read the simulated Kubernetes state")
+                effects = {}
             for svc in self.services:
                 if svc.deployment:
-                    try:
-                        effect = self._kube_effect(svc.deployment)
-                    except Exception:  # a deployment deleted with kubectl, say
-                        log.debug("no view of %s", svc.deployment, exc_info=True)
-                        effect = None
+                    effect = effects.get(svc.deployment, _NO_PODS) if effects else None
                     self.server.set_kube_effect(svc.name, svc.env, effect)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(max(0.1, 0.5 / self.time_scale))
 
     # -- scenario API (see deploytui.demo.scenarios.FleetControl) -------------------------
     def scenario_clock(self) -> float:

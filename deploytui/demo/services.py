@@ -97,6 +97,7 @@ class KubeEffect:
     bad_fraction: float = 0.0      # share of traffic hitting pods that run a bad image (0-1)
     version: str | None = None     # version most serving pods run
     restarts: int = 0              # container restarts summed over the pods
+    available: bool = True         # False: no pod at all (scaled to 0, deleted)
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,12 @@ class ServiceState:
     def bad_fraction(self) -> float:
         return self.kube.bad_fraction if self.kube is not None else 0.0
 
+    def unavailable(self) -> bool:
+        return self.kube is not None and not self.kube.available
+
     def error_rate(self) -> float:
+        if self.unavailable():
+            return 1.0
         f = self.bad_fraction()
         return (1.0 - f) * self.knobs.error_rate + f * _BAD_POD_ERROR_RATE
 
@@ -256,7 +262,7 @@ class ServiceState:
             return self.knobs.status
         checks = self.checks()
         err, f = self.error_rate(), self.bad_fraction()
-        if checks.get("database") == "unhealthy" or err >= 0.25 or f >= 0.5:
+        if self.unavailable() or checks.get("database") == "unhealthy" or err >= 0.25 or f >= 0.5:
             return "unhealthy"
         if "unhealthy" in checks.values() or err >= 0.05 or f > 0 or self.p95_seconds() > 2.0:
             return "degraded"
