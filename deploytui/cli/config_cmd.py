@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from deploytui.config import default_config_path, find_config_path, load_config, mask
 from deploytui.starter import starter_config_text
@@ -46,6 +47,17 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shown_url(url: str) -> str:
+    """A URL for the summary: no user:password, no query string (either may carry a secret)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    hidden = "?***" if parts.query or parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
+
+
 def run_check(args: argparse.Namespace) -> int:
     path = find_config_path(args.path or getattr(args, "config", None))
     if path is None:
@@ -66,10 +78,12 @@ def run_check(args: argparse.Namespace) -> int:
         print("  kubernetes: off")
     if s.prometheus.url:
         token = f", token {s.prometheus.token}" if s.prometheus.token else ""
-        print(f"  prometheus: {s.prometheus.url}{token}, {len(s.prometheus.queries)} custom queries")
+        print(f"  prometheus: {_shown_url(s.prometheus.url)}{token}, "
+              f"{len(s.prometheus.queries)} custom queries")
     else:
         print("  prometheus: off (metrics scraped from each service's metrics_url)")
-    print(f"  alertmanager: {s.alertmanager.url or 'off'}")
+    am_token = f", token {s.alertmanager.token}" if s.alertmanager.token else ""
+    print(f"  alertmanager: {_shown_url(s.alertmanager.url) + am_token if s.alertmanager.url else 'off'}")
     p = s.ports
     n_alloc = sum(len(v) for v in p.allocations.values() if hasattr(v, '__len__'))
     print(f"  ports: registry {p.registry or 'none'}, {len(p.compose_files)} compose files, "
