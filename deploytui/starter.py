@@ -74,10 +74,14 @@ def starter_config_text() -> str:
     for line in body.splitlines():
         header = re.match(r"^\[\[?([A-Za-z0-9_.]+)\]\]?$", line)
         if header:
-            section = header.group(1).split(".")[0]
+            names = header.group(1).split(".")
+            section = names[0]
+            doc = docs[""].get(section, section)
+            if len(names) > 1:  # a sub-table such as [ports.allowed]: the field's own doc
+                doc = docs.get(section, {}).get(names[1]) or doc
             if lines and lines[-1] != "":
                 lines.append("")
-            lines.append(f"# {docs[''].get(section, section)}")
+            lines.append(f"# {doc}")
             lines.append(line)
             continue
         key = re.match(r"^([A-Za-z0-9_]+) = ", line)
