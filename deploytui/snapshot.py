@@ -40,8 +40,16 @@ PANES: Mapping[str, str] = {
 async def _one(name: str, module: str, settings: Settings) -> Section:
     try:
         mod = importlib.import_module(module)
-        provider = mod.snapshot_section
-    except (ImportError, AttributeError):
+    except ModuleNotFoundError as exc:
+        if exc.name == module:  # that pane is not built in this checkout
+            return Section(name=name, configured=False)
+        return Section(name=name, configured=True, ok=False,
+                       error=f"cannot load {module}: {exc.__class__.__name__}: {exc}")
+    except Exception as exc:  # a broken module is an error, never "not configured"
+        return Section(name=name, configured=True, ok=False,
+                       error=f"cannot load {module}: {exc.__class__.__name__}: {exc}")
+    provider = getattr(mod, "snapshot_section", None)
+    if provider is None:
         return Section(name=name, configured=False)
     try:
         return await provider(settings)
