@@ -469,7 +469,7 @@ class Store:
                 and (service is None or e.service == service)
                 and (window is None or inc_id == incident_id or window[0] <= e.ts <= window[1])
             ]
-        out = sorted(rows + pending, key=lambda e: e.ts)
+        out = sorted(rows[::-1] + pending, key=lambda e: e.ts)  # rows came newest first
         if limit is not None:
             out = out[-int(limit):]
         return out
@@ -539,7 +539,7 @@ class Store:
             pending = [r for r in self._pending.audit
                        if (since is None or r.ts >= since) and (until is None or r.ts <= until)
                        and (action is None or r.action == action)]
-        out = sorted(rows + pending, key=lambda r: r.ts)
+        out = sorted(rows[::-1] + pending, key=lambda r: r.ts)  # rows came newest first
         return out[-int(limit):] if limit is not None else out
 
     # --- degraded mode -------------------------------------------------------------------------
@@ -637,6 +637,30 @@ class Store:
         found = self.incident(iid)
         assert found is not None
         return found
+
+    def create_incident_unless_open(self, severity: str, *, title: str = "",
+                                    services: Iterable[str] = (), opened_by: str = "",
+                                    now: float | None = None) -> tuple[Incident, bool]:
+        """The open incident, or a new one — atomically, so two consoles sharing the file that
+        see the same failure open one incident, not two. Returns (incident, created)."""
+        at = self._now(now)
+
+        def body(conn: sqlite3.Connection) -> tuple[int, bool]:
+            row = conn.execute("SELECT id FROM incidents WHERE status = 'open'"
+                               " ORDER BY opened_at DESC, id DESC LIMIT 1").fetchone()
+            if row is not None:
+                return int(row[0]), False
+            cur = conn.execute(
+                "INSERT INTO incidents (title, severity, status, opened_at, services, opened_by)"
+                " VALUES (?, ?, 'open', ?, ?, ?)",
+                (scrub(title, self.secrets), severity, at, _dumps(sorted(set(services))),
+                 opened_by))
+            return int(cur.lastrowid or 0), True
+
+        iid, created = self._transaction(body)
+        found = self.incident(iid)
+        assert found is not None
+        return found, created
 
     def update_incident(self, incident_id: int, *, severity: str | None = None,
                         title: str | None = None, services: Iterable[str] | None = None,
