@@ -21,7 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from deploytui.config import Settings
 from deploytui.model import Section
@@ -90,15 +92,15 @@ def render_text(sections: Mapping[str, Section], console: Console) -> None:
             continue
         status = "ERROR" if section.error else ("OK" if section.ok else "NOT OK")
         summary = "  ".join(f"{k}={v}" for k, v in section.summary.items())
-        console.print(f"[bold]{title}[/]  {status}  {summary}".rstrip())
-        if section.error:
-            console.print(f"  could not read: {section.error}")
+        console.print(f"[bold]{title}[/]  {status}  {escape(summary)}".rstrip())
+        if section.error:  # outside text: never read as Rich markup
+            console.print(Text(f"  could not read: {section.error}"))
         if section.rows:
             table = Table(box=None, pad_edge=False, show_edge=False)
             for col in section.columns:
-                table.add_column(col.upper())
+                table.add_column(escape(col.upper()))
             for row in section.rows:
-                table.add_row(*(_cell(row.get(col)) for col in section.columns))
+                table.add_row(*(Text(_cell(row.get(col))) for col in section.columns))
             console.print(table)
         elif not section.error:
             console.print("  (nothing to show)")
