@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import httpx
 import pytest
 
 from deploytui.demo.fleet import ALLOWED_PORTS
 from deploytui.demo.services import HUGE_BODY_BYTES, ServiceSpec, ServicesServer, SimService
+from tests.conftest import require_binary
 from tests.fleet_fixtures import parse_metrics, sample_value, services_server_fixture  # noqa: F401
 
 
@@ -290,3 +292,14 @@ async def test_two_hundred_services_share_one_socket() -> None:
             assert (await client.get(server.services[8].health_url)).status_code == 200
     finally:
         await server.stop()
+
+
+async def test_exposition_passes_promtool(services_server: ServicesServer) -> None:
+    promtool = require_binary("promtool", "/usr/bin/promtool")
+    for url in (f"{services_server.base_url}/metrics/all",
+                svc(services_server, "checkout").metrics_url):
+        text = (await get(url)).text
+        result = await asyncio.to_thread(
+            subprocess.run, [promtool, "check", "metrics"], input=text, capture_output=True,
+            text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
