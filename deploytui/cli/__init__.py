@@ -51,14 +51,19 @@ exit codes: 0 ok, 1 not healthy / problems found, 2 could not run (bad config, b
 
 
 def add_console_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by the console and the commands that start it (demo)."""
-    parser.add_argument("--read-only", action="store_true", default=None,
+    """Options shared by the console and the commands that start it (demo).
+
+    Defaults are SUPPRESS so a subcommand's copy never overwrites a value given before it.
+    """
+    parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                         help="refuse every mutating action (also DEPLOYTUI_READ_ONLY=1)")
-    parser.add_argument("--theme", help="theme name (dark, light, high-contrast, colorblind, ...)")
-    parser.add_argument("--wall", action="store_true", default=None,
+    parser.add_argument("--theme", default=argparse.SUPPRESS, help="theme name (dark, light, high-contrast, colorblind, ...)")
+    parser.add_argument("--wall", action="store_true", default=argparse.SUPPRESS,
                         help="wall-monitor mode: no cursor, large glyphs, implies --read-only")
-    parser.add_argument("--context", help="Kubernetes context (overrides the config)")
-    parser.add_argument("-n", "--namespace", action="append", dest="namespaces",
+    parser.add_argument("--lock-read-only", action="store_true", default=argparse.SUPPRESS,
+                        help="with --read-only: refuse switching read-only off at run time")
+    parser.add_argument("--context", default=argparse.SUPPRESS, help="Kubernetes context (overrides the config)")
+    parser.add_argument("-n", "--namespace", action="append", dest="namespaces", default=argparse.SUPPRESS,
                         help="Kubernetes namespace to watch (repeatable; overrides the config)")
 
 

@@ -28,6 +28,9 @@ def apply_console_overrides(settings: Settings, args: argparse.Namespace) -> Set
     changes: dict[str, object] = {}
     if getattr(args, "read_only", None) or _env_true("DEPLOYTUI_READ_ONLY"):
         changes["read_only"] = True
+    if getattr(args, "lock_read_only", None) or _env_true("DEPLOYTUI_READ_ONLY_LOCK"):
+        changes["lock_read_only"] = True
+        changes["read_only"] = True
     if getattr(args, "wall", None):
         changes["wall"] = True
     if getattr(args, "theme", None):

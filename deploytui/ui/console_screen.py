@@ -59,7 +59,6 @@ class HeaderBar(Static):
 
     DEFAULT_CSS = """
     HeaderBar {
-        dock: top;
         height: 1;
         background: $panel;
         color: $text;
@@ -71,7 +70,6 @@ class HeaderBar(Static):
 class Banner(Static):
     DEFAULT_CSS = """
     Banner {
-        dock: top;
         height: auto;
         display: none;
         padding: 0 1;
@@ -89,7 +87,6 @@ class TabStrip(Static):
 
     DEFAULT_CSS = """
     TabStrip {
-        dock: top;
         height: 1;
         display: none;
         background: $surface;
