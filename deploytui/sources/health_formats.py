@@ -367,7 +367,7 @@ def _excerpt(body: bytes) -> str:
     head = body[:EXCERPT_CHARS]
     text = head.decode("utf-8", "backslashreplace")
     text = "".join(ch if ch.isprintable() or ch == " " else repr(ch)[1:-1] for ch in text)
-    return mask_text(text)
+    return mask_text(text)[:EXCERPT_CHARS]
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -388,6 +388,7 @@ _KV = re.compile(r"""(?ix)
 def is_secret_key(key: str) -> bool:
     """True for keys that look like they hold a secret (``password``, ``apiKey``, ``X-Auth-Token``)."""
     words = {w.lower() for w in _WORD_SPLIT.findall(key)}
+    words |= {w[:-1] for w in words if w.endswith("s")}  # tokens, secrets, keys
     if key.lower().replace("-", "").replace("_", "") in _SECRET_WORDS:
         return True
     return bool(words & _SECRET_WORDS)
