@@ -123,7 +123,7 @@ def test_bad_registry_files_name_file_and_entry(tmp_path: Path, name: str, text:
 
 def test_missing_registry(tmp_path: Path) -> None:
     s = write_config(tmp_path, '[ports]\nregistry = "nowhere.toml"\n')
-    with pytest.raises(ConfigError, match="nowhere.toml: registry file not found"):
+    with pytest.raises(ConfigError, match=r"nowhere\.toml: registry file not found"):
         ports.load_registry(s)
 
 
