@@ -496,7 +496,8 @@ class _Loader:
             return value
         if tp is str or tp is Secret:
             if not isinstance(value, str):
-                self.problem(path, f"expected a string, got {_tname(value)} {value!r}")
+                shown = "" if tp is Secret else f" {value!r}"  # a secret is never echoed
+                self.problem(path, f"expected a string, got {_tname(value)}{shown}")
                 return _BAD
             value = self.interpolate(value, path)
             if meta.get("url") and value and not _is_url(value):
