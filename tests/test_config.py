@@ -844,3 +844,14 @@ def test_notify_channel_defaults() -> None:
     ch = NotifyChannel(name="a", kind="webhook")
     assert not ch.url and not ch.routing_key
     assert ch.timeout == 10.0
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed() -> None:
+    for text, path in (("[prometheus]\ntoken = 918273645\n", "prometheus.token"),
+                       ("[[notify.channels]]\nname = 'p'\nkind = 'pagerduty'\nrouting_key = 918273645\n",
+                        "notify.channels[0].routing_key"),
+                       ("[[services]]\nname = 'a'\nhealth_url = 'http://a/h'\n"
+                        "headers = { X-Key = 918273645 }\n", "services[0].headers.X-Key")):
+        problem = one_problem(text)
+        assert problem == f"{path}: expected a string, got an integer"
+        assert "918273645" not in problem
