@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Digits, Footer, Label, Static
 
 from deploytui.actions.door import MUTATING_ACTIONS, Action, ActionPlan
 from deploytui.errors import ActionRefused, DeploytuiError
@@ -96,6 +96,44 @@ class TabStrip(Static):
     """
 
 
+class WallSummary(Horizontal):
+    """Wall mode: each pane's number of problems in large digits, readable across a room."""
+
+    DEFAULT_CSS = """
+    WallSummary { height: 5; display: none; }
+    WallSummary > Horizontal { width: 1fr; height: 5; border: round $panel-lighten-2; }
+    WallSummary > Horizontal.-bad { border: heavy $error; }
+    WallSummary > Horizontal.-good { border: round $success; }
+    WallSummary Digits { width: auto; text-style: bold; margin-right: 2; }
+    WallSummary Label { text-style: bold; height: 3; content-align: left middle; }
+    """
+
+    def __init__(self, panes: dict[str, Pane]) -> None:
+        super().__init__(id="wall-summary")
+        self.panes = panes
+        self._shown: dict[str, tuple[int | None, str]] = {}
+
+    def compose(self) -> ComposeResult:
+        for pane_id, pane in self.panes.items():
+            with Horizontal(id=f"wall-{pane_id}"):
+                yield Digits("-")
+                yield Label(pane.pane_title.upper())
+
+    def update_counts(self) -> None:
+        for pane_id, pane in self.panes.items():
+            state = (pane.problems, pane._counts)
+            if self._shown.get(pane_id) == state:
+                continue
+            self._shown[pane_id] = state
+            box = self.query_one(f"#wall-{pane_id}", Horizontal)
+            problems = pane.problems
+            box.query_one(Digits).update("-" if problems is None else str(problems))
+            glyph = "✔" if problems == 0 else ("✖" if problems else "…")
+            box.query_one(Label).update(f"{glyph} {pane.pane_title.upper()}  {pane._counts}")
+            box.set_class(bool(problems), "-bad")
+            box.set_class(problems == 0, "-good")
+
+
 class ConsoleScreen(Screen[None]):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("1", "focus_pane('health')", "Health", show=False, id="pane_health"),
@@ -117,6 +155,7 @@ class ConsoleScreen(Screen[None]):
         self.pane_order: list[str] = []
         self._layout = ""
         self._header_text = ""
+        self._banner_text = ""
 
     # --- composition --------------------------------------------------------------------------
 
@@ -126,22 +165,46 @@ class ConsoleScreen(Screen[None]):
         yield HeaderBar(id="header")
         yield Banner(id="banner")
         yield TabStrip(id="tabstrip")
+        for number, pane_id in enumerate(PANE_CLASSES, start=1):
+            cls = load_pane_class(pane_id)
+            cls.pane_number = number
+            self.panes[pane_id] = cls(self.runtime)
+            self.pane_order.append(pane_id)
+        yield WallSummary(self.panes)
         with Container(id="panes"):
-            for number, pane_id in enumerate(PANE_CLASSES, start=1):
-                cls = load_pane_class(pane_id)
-                cls.pane_number = number
-                pane = cls(self.runtime)
-                self.panes[pane_id] = pane
-                self.pane_order.append(pane_id)
-                yield pane
+            yield from self.panes.values()
         yield Footer()
 
     def on_mount(self) -> None:
-        self.set_interval(1.0, self.update_header)
+        console = self.runtime.settings.console
+        self.set_interval(1.0, self.tick)
+        if console.wall:
+            self.add_class("-wall")
+            for table in self.query("VirtualTable"):
+                table.add_class("-no-cursor")
+            if console.wall_rotate_seconds > 0:
+                self.query_one("#panes").add_class("-zoomed")
+                self.set_interval(console.wall_rotate_seconds, self.action_next_pane)
         self.update_header()
         self.update_banner()
         self.apply_layout()
         self.focus_pane(self.pane_order[0])
+
+    def tick(self) -> None:
+        """Once a second: the clock, and the stale banner. Writes only what changed."""
+        self.update_header()
+        stale = [p for p in self.panes.values() if p.stale]
+        if stale:
+            names = ", ".join(f"{p.pane_title} ({p.border_subtitle})" for p in stale)
+            text = f"STALE DATA — {names}"
+            if text != self._banner_text:
+                self.update_banner(text, error=True)
+        elif self._banner_text.startswith("STALE"):
+            self.update_banner()
+        if self.runtime.settings.console.wall:
+            for pane in self.panes.values():
+                pane.show_last_updated()
+            self.query_one(WallSummary).update_counts()
 
     def on_resize(self) -> None:
         self.apply_layout()
@@ -166,15 +229,18 @@ class ConsoleScreen(Screen[None]):
         guard = self.runtime.extras.get("guard_badge", "")
         left = "  ".join(x for x in ("deploytui", ctx, env_text, guard) if x)
         text = f"{left}   [reverse] {self.mode_badge()} [/reverse]   {clock}"
+        if self.runtime.settings.console.wall:
+            text = text.replace(clock, time.strftime("%H:%M:%S", time.localtime(getattr(self.app, "clock", time.time)())))
         if text != self._header_text:
             self._header_text = text
             self.query_one(HeaderBar).update(text)
 
     def update_banner(self, message: str | None = None, *, error: bool = False) -> None:
         banner = self.query_one(Banner)
-        if message is None and self.runtime.read_only:
+        if message is None and self.runtime.read_only and not self.runtime.settings.console.wall:
             locked = " (locked)" if self.runtime.read_only_locked else ""
             message = f"READ-ONLY{locked}: actions are disabled"
+        self._banner_text = message or ""
         banner.set_class(bool(message), "-visible")
         banner.set_class(error, "-error")
         banner.update(message or "")
@@ -219,6 +285,7 @@ class ConsoleScreen(Screen[None]):
         if pane is None:
             return
         pane.update_snapshot(snapshot)
+        pane.mark_updated()
         if self._layout == "tabs":
             self.update_tabstrip()
 

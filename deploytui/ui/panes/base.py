@@ -71,6 +71,8 @@ class Pane(Vertical):
         self.last_updated: float | None = None
         self._counts = ""
         self._stale: str | None = None
+        self._updated_text = ""
+        self.problems: int | None = None
         self._empty_message = "waiting for the first poll…"
 
     # --- composition ------------------------------------------------------------------------
@@ -93,7 +95,11 @@ class Pane(Vertical):
 
     # --- what subclasses call ---------------------------------------------------------------
 
-    def set_counts(self, text: str) -> None:
+    def set_counts(self, text: str, problems: int | None = None) -> None:
+        """Counts for the title (``12 services · 2 unhealthy``); ``problems`` is the number of
+        items that need attention (shown large on the wall monitor)."""
+        if problems is not None:
+            self.problems = problems
         if text != self._counts:
             self._counts = text
             self._render_title()
@@ -124,11 +130,21 @@ class Pane(Vertical):
     def mark_updated(self) -> None:
         self.last_updated = time.time()
 
+    def show_last_updated(self) -> None:
+        """Wall mode: "updated HH:MM" in the subtitle (minute resolution: few redraws)."""
+        if self.last_updated is None:
+            text = "no data yet"
+        else:
+            text = "updated " + time.strftime("%H:%M", time.localtime(self.last_updated))
+        if text != self._updated_text:
+            self._updated_text = text
+            self._render_title()
+
     def _render_title(self) -> None:
         number = f"{self.pane_number} " if self.pane_number else ""
         counts = f" · {self._counts}" if self._counts else ""
         self.border_title = f"{number}{self.pane_title}{counts}"
-        self.border_subtitle = self._stale or ""
+        self.border_subtitle = self._stale or self._updated_text
 
     # --- what subclasses implement ----------------------------------------------------------
 
