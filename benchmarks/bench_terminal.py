@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.ptyrun import run_in_pty  # noqa: E402
+from benchmarks.ptyrun import run_in_pty
 
 
 def start_fleet(scenario: str, workdir: str) -> tuple[subprocess.Popen[str], str]:
