@@ -274,9 +274,19 @@ class PrometheusMetrics:
                                                                     "tls", "auth")]
         error = str(unreachable[0]) if unreachable and len(unreachable) == len(results) else None
         for svc in self.settings.services:
-            if service_key(svc.name, svc.env) not in found and svc.name not in found:
+            if svc.key not in found:
                 found[svc.key] = {}
                 idents[svc.key] = (svc.name, svc.env)
+        # A query aggregated only by service (no env label) applies to that service in every
+        # env; it stands alone only when no env of that service is known.
+        with_env = {idents[k][0] for k in found if idents[k][1]}
+        for key in [k for k in found if not idents[k][1] and idents[k][0] in with_env]:
+            name = idents[key][0]
+            envless = found.pop(key)
+            for other, values in found.items():
+                if idents[other][0] == name:
+                    for m, v in envless.items():
+                        values.setdefault(m, v)
         metrics = [*METRIC_NAMES, *(m for m in results if m not in METRIC_NAMES)]
         error_values = {m: MetricValue("error", None, errors[m]) for m in errors}
         services: dict[str, ServiceMetrics] = {}
