@@ -6,13 +6,15 @@ Each subcommand lives in its own module with two functions:
     run(args: argparse.Namespace) -> int                 # returns the exit code
 
 Exit codes (stable, scripts depend on them): 0 ok / healthy, 1 something is not healthy or a
-check found problems, 2 could not run (bad config, unreachable source, bad arguments).
+check found problems, 2 could not run (bad config, unreachable source, bad arguments); 130
+interrupted, 141 the output pipe was closed (``| head``), as for a C tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -101,7 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from deploytui.cli.console_cmd import run as run_console
 
             return run_console(args)
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        # `deploytui snapshot | head -1`: the reader left; stop quietly, like a C tool on SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except ConfigError as exc:
         print(f"deploytui: configuration error in {exc}", file=sys.stderr)
         return 2
