@@ -270,3 +270,54 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"not a duration: .*\(examples: 90s, 30m, 2h, 1d\)"):
         parse_duration(text)
+
+
+def test_closed_output_pipe_is_quiet(repo_root: Path) -> None:
+    """``deploytui config check | head -1``: the reader is gone; no traceback, exit 141."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: every write fails with EPIPE
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO)
+    try:
+        result = subprocess.run([sys.executable, "-m", "deploytui", "config", "check",
+                                 str(repo_root / "config.example.toml")],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=REPO, timeout=60, check=False)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipeError" not in result.stderr
+    assert result.returncode == 141
+
+
+# --- read-only lock and options around a subcommand --------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_lock_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DEPLOYTUI_READ_ONLY_LOCK", raising=False)
+
+
+def test_lock_read_only_flag() -> None:
+    s = _overrides("--lock-read-only")
+    assert s.console.lock_read_only is True
+    assert s.console.read_only is True
+
+
+def test_lock_read_only_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPLOYTUI_READ_ONLY_LOCK", "1")
+    s = _overrides()
+    assert (s.console.lock_read_only, s.console.read_only) == (True, True)
+
+
+def test_console_options_before_or_after_a_subcommand() -> None:
+    parser = build_parser()
+    if "demo" not in parser.format_help():
+        pytest.skip("deploytui demo is not built in this checkout")
+    for argv in (["--read-only", "demo"], ["demo", "--read-only"]):
+        s = apply_console_overrides(Settings(), parser.parse_args(argv))
+        assert s.console.read_only is True, argv
+    s = apply_console_overrides(Settings(), parser.parse_args(["--theme", "light", "demo"]))
+    assert s.console.theme == "light"
+    s = apply_console_overrides(Settings(), parser.parse_args(["demo"]))
+    assert s.console.read_only is False and s.console.theme == "dark"
