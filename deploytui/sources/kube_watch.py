@@ -289,7 +289,7 @@ class ListWatch(threading.Thread):
         self.reconnects = 0
         self._resp: Any = None
 
-    def _args(self) -> tuple[str, tuple[Any, ...]]:
+    def _list_call(self) -> tuple[str, tuple[Any, ...]]:
         if self.namespace is None:
             return self.spec.list_all, ()
         return self.spec.list_namespaced, (self.namespace,)
@@ -329,7 +329,7 @@ class ListWatch(threading.Thread):
                 backoff = min(BACKOFF_MAX, backoff * 2)
 
     def _list(self) -> None:
-        method, args = self._args()
+        method, args = self._list_call()
         infos: list[Any] = []
         token: str | None = None
         extract = self.spec.extract
@@ -348,7 +348,7 @@ class ListWatch(threading.Thread):
         self.emit(("list", self.spec.plural, self.namespace, infos))
 
     def _watch(self) -> None:
-        method, args = self._args()
+        method, args = self._list_call()
         kwargs: dict[str, Any] = {
             "watch": True, "allow_watch_bookmarks": True, "timeout_seconds": WATCH_SECONDS,
             "_request_timeout": (self.client.request_timeout, WATCH_SECONDS + 30),
