@@ -582,6 +582,11 @@ class _Loader:
                 self.problem(f"rules.{name}", f"critical ({levels.critical}) is below warning ({levels.warning})")
             if levels.rollback is not None and levels.rollback < levels.critical:
                 self.problem(f"rules.{name}", f"rollback ({levels.rollback}) is below critical ({levels.critical})")
+        for env, text in s.ports.allowed.items():
+            start, end = (int(n) for n in text.split("-"))
+            if not 1 <= start <= end <= 65535:
+                self.problem(_join("ports.allowed", env), f"{text!r} is not a port range "
+                                                          "(start-end, 1 <= start <= end <= 65535)")
         if s.health.latency_alert_ms < s.health.latency_target_ms:
             self.problem("health.latency_alert_ms", "is below health.latency_target_ms")
         if s.health.availability_alert > s.health.availability_target:
