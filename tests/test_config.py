@@ -855,3 +855,13 @@ def test_a_secret_of_the_wrong_type_is_not_echoed() -> None:
         problem = one_problem(text)
         assert problem == f"{path}: expected a string, got an integer"
         assert "918273645" not in problem
+
+
+@pytest.mark.parametrize("value", ["5999-5000", "0-100", "5000-70000"])
+def test_ports_allowed_range_bounds(value: str) -> None:
+    assert one_problem(f"[ports]\nallowed = {{ prod = '{value}' }}\n") == (
+        f"ports.allowed.prod: {value!r} is not a port range (start-end, 1 <= start <= end <= 65535)")
+
+
+def test_ports_allowed_single_port_range() -> None:
+    assert dict(cfg("[ports]\nallowed = { prod = '5000-5000' }\n").ports.allowed) == {"prod": "5000-5000"}
