@@ -199,9 +199,10 @@ class IncidentManager:
               severity: str = "warning", **details: Any) -> None:
         self.store.add_event(TimelineEvent(
             kind="incident", summary=summary, ts=at, severity=severity,  # type: ignore[arg-type]
-            actor=actor, service=", ".join(incident.services),
+            actor=actor,
             details={"incident_id": incident.id, "action": action,
-                     "incident_severity": incident.severity, **details}),
+                     "incident_severity": incident.severity,
+                     "services": list(incident.services), **details}),
             incident_id=incident.id)
 
     def _audit(self, action: str, incident: Incident, actor: str, at: float, message: str,
