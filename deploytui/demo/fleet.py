@@ -385,6 +385,12 @@ class Fleet:
             raise RuntimeError("start the fleet before steering it")
         self.server.steer(name, env, **knobs)
 
+    def drift(self, name: str, env: str, drift_ms: float) -> None:
+        """Scenario-owned latency drift of one service (ms), on top of its knobs."""
+        if self.server is None:
+            raise RuntimeError("start the fleet before steering it")
+        self.server.set_drift(name, env, drift_ms)
+
     def set_kube_effect(self, name: str, env: str, effect: KubeEffect | None) -> None:
         if self.server is None:
             raise RuntimeError("start the fleet before steering it")

@@ -40,6 +40,8 @@ class FleetControl(Protocol):
 
     def note(self, message: str) -> None: ...
 
+    def drift(self, name: str, env: str, drift_ms: float) -> None: ...
+
     async def roll_out(self, service: SimService, version: str, *, bad: bool,
                        change_cause: str) -> None: ...
 
@@ -81,7 +83,10 @@ def _pick(services: list[SimService], env: str, preferred: str,
 
 
 async def _steady(ctl: FleetControl) -> None:
-    """Small random walk of latency on a few services, every 5 scenario seconds."""
+    """Latency of a few services drifts a little every 5 scenario seconds.
+
+    The drift is the scenario's own, on top of the knobs: it never undoes a test's steering.
+    """
     if not ctl.services:
         return
     t = 0.0
@@ -89,7 +94,7 @@ async def _steady(ctl: FleetControl) -> None:
         t += 5.0
         await ctl.sleep_until(t)
         for svc in ctl.rng.sample(ctl.services, k=min(3, len(ctl.services))):
-            ctl.steer(svc.name, svc.env, latency_ms=round(ctl.rng.uniform(3.0, 12.0), 1))
+            ctl.drift(svc.name, svc.env, round(ctl.rng.uniform(-2.0, 7.0), 1))
 
 
 async def _bad_rollout(ctl: FleetControl) -> None:

@@ -190,6 +190,7 @@ class ServiceState:
         self.lock = threading.Lock()
         self.knobs = Knobs()
         self.kube: KubeEffect | None = None
+        self.drift_ms = 0.0  # scenario-owned latency drift, on top of the knobs
         self.base_traffic_ms = rng.uniform(20.0, 90.0)
         self.base_rate = rng.uniform(5.0, 40.0)
         self.base_memory_mb = rng.uniform(120.0, 340.0)
@@ -232,7 +233,7 @@ class ServiceState:
     def _components(self) -> list[tuple[float, float, float]]:
         """Traffic mixture: (weight, median seconds, sigma)."""
         k = self.knobs
-        median = (self.base_traffic_ms + k.latency_ms) / 1000.0
+        median = max(1.0, self.base_traffic_ms + k.latency_ms + self.drift_ms) / 1000.0
         sigma = 0.45 + min(1.0, k.jitter_ms / max(k.latency_ms + self.base_traffic_ms, 1.0))
         f = self.bad_fraction()
         comps = [(1.0 - f, median, sigma)]
@@ -342,6 +343,7 @@ class ServiceState:
                 "p95_seconds": round(self.p95_seconds(), 4),
                 "checks": self.checks(),
                 "request_rate": self.rate(),
+                "drift_ms": self.drift_ms,
             },
         }
 
@@ -622,6 +624,13 @@ class ServicesServer:
             state.mutate(knobs=new)
         return state, old, new
 
+    def set_drift(self, name: str, env: str, drift_ms: float) -> None:
+        """Scenario-owned latency drift (ms), added to whatever the knobs say."""
+        state = self.state(name, env)
+        with state.lock:
+            state.advance(time.monotonic())
+            state.drift_ms = float(drift_ms)
+
     def set_kube_effect(self, name: str, env: str, effect: KubeEffect | None) -> None:
         """Record what the service's deployment implies (called by the fleet's sync task)."""
         state = self.state(name, env)
@@ -712,7 +721,8 @@ class ServicesServer:
             if state.knobs.down or self._stopping:
                 return _drop(request)
         if endpoint != "metrics" and (knobs.latency_ms > 0 or knobs.jitter_ms > 0):
-            delay = knobs.latency_ms + state.rng.uniform(-knobs.jitter_ms, knobs.jitter_ms)
+            delay = (knobs.latency_ms + state.drift_ms
+                     + state.rng.uniform(-knobs.jitter_ms, knobs.jitter_ms))
             if delay > 0:
                 await asyncio.sleep(delay / 1000.0)
         if endpoint not in ("health", "health/live", "health/ready", "metrics", "livez", "readyz"):

@@ -143,6 +143,7 @@ def test_bad_rollout_then_rollback(tmp_path: Path) -> None:
     kubectl = require_binary("kubectl")
     with Fleet(scenario="bad-rollout", time_scale=20.0, workdir=tmp_path / "f") as fleet:
         checkout = fleet.service("checkout", "prod")
+        fleet.steer("checkout", "prod", request_rate=5000.0)  # large counts: shares are exact
         wait_for(lambda: sim_state(fleet, "prod", "checkout")["effective"]["error_rate"] > 0.1,
                  "checkout's error rate to pass 10 % after the rollout")
         errors, slow = error_share(fleet, checkout.metrics_url)
@@ -171,6 +172,7 @@ def test_bad_rollout_without_kubernetes(tmp_path: Path) -> None:
     with Fleet(scenario="bad-rollout", time_scale=20.0, kubernetes=False) as fleet:
         assert fleet.kube is None
         checkout = fleet.service("checkout", "prod")
+        fleet.steer("checkout", "prod", request_rate=5000.0)
         wait_for(lambda: sim_state(fleet, "prod", "checkout")["effective"]["error_rate"] > 0.1,
                  "the emulated rollout to raise the error rate")
         errors, _ = error_share(fleet, checkout.metrics_url, pause=0.5)
@@ -235,3 +237,15 @@ def test_scenarios_are_listed() -> None:
         get_scenario("meteor-strike")
     with pytest.raises(ValueError):
         Fleet(scenario="meteor-strike")
+
+
+def test_steady_drift_never_undoes_steering(tmp_path: Path) -> None:
+    with Fleet(scenario="steady", kubernetes=False, time_scale=50.0, services=3) as fleet:
+        for svc in fleet.services:
+            fleet.steer(svc.name, svc.env, latency_ms=250.0)
+        wait_for(lambda: fleet.scenario_clock() > 20.0, "four drift rounds")
+        for svc in fleet.services:
+            state = sim_state(fleet, svc.env, svc.name)
+            assert state["knobs"]["latency_ms"] == 250.0
+        assert any(sim_state(fleet, s.env, s.name)["effective"]["drift_ms"] != 0.0
+                   for s in fleet.services)
