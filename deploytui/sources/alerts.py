@@ -470,7 +470,8 @@ class _Metrics(Protocol):
 
     async def fetch(self) -> MetricsSnapshot: ...
 
-    async def query_range(self, expr: str, start: float, end: float, step: float
+    async def query_range(self, expr: str, start: float, end: float, step: float,
+                          match: Mapping[str, str] | None = None
                           ) -> list[tuple[float, float]]: ...
 
 
@@ -668,7 +669,8 @@ class AlertsSource:
         start = end - minutes * 60.0
         expr = strip_comparison(alert.promql)
         try:
-            return await self.metrics.query_range(expr, start, end, (end - start) / points)
+            return await self.metrics.query_range(expr, start, end, (end - start) / points,
+                                                  alert.labels)
         except SourceError:
             return []
 

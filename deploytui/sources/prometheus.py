@@ -308,22 +308,33 @@ class PrometheusMetrics:
                                queries=dict(self.queries), error=error, duration_s=duration_s,
                                **kwargs)
 
-    async def query_range(self, expr: str, start: float, end: float, step: float
-                          ) -> list[tuple[float, float]]:
-        """One series' points (the first series of the result), for sparklines."""
+    async def query_range(self, expr: str, start: float, end: float, step: float,
+                          match: Mapping[str, str] | None = None) -> list[tuple[float, float]]:
+        """One series' points, for sparklines: the first series whose labels all appear in
+        ``match`` (an alert's labels), else the first series."""
         result = await asyncio.to_thread(self.client.query_range, expr, start, end, step)
-        return points_of(result)
+        return points_of(result, match)
 
     def close(self) -> None:
         self.client.close()
 
 
-def points_of(result: Sequence[Mapping[str, Any]]) -> list[tuple[float, float]]:
-    """``(ts, value)`` of the first series of a range query result (NaN kept as NaN)."""
+def points_of(result: Sequence[Mapping[str, Any]], match: Mapping[str, str] | None = None
+              ) -> list[tuple[float, float]]:
+    """``(ts, value)`` of one series of a range query result (NaN kept as NaN)."""
     if not result:
         return []
+    chosen = result[0]
+    if match:
+        for series in result:
+            labels = series.get("metric") or {}
+            if all(match.get(k) == v for k, v in labels.items()):
+                chosen = series
+                break
+        else:
+            return []
     out = []
-    for ts, raw in result[0].get("values", ()):
+    for ts, raw in chosen.get("values", ()):
         try:
             out.append((float(ts), float(raw)))
         except (TypeError, ValueError):

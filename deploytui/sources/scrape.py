@@ -276,8 +276,8 @@ class ScrapeMetrics:
             values[metric] = _NO_SERIES if d is None else MetricValue.of(d / dt * scale)
         return {m: values[m] for m in METRIC_NAMES}
 
-    async def query_range(self, expr: str, start: float, end: float, step: float
-                          ) -> list[tuple[float, float]]:
+    async def query_range(self, expr: str, start: float, end: float, step: float,
+                          match: Mapping[str, str] | None = None) -> list[tuple[float, float]]:
         """The scrape has no range queries (the alert feed uses its rule history instead)."""
         return []
 
