@@ -190,6 +190,11 @@ class Fleet:
         self.stop()
 
     @property
+    def kube_url(self) -> str:
+        """Base URL of the simulated Kubernetes API ("" without Kubernetes)."""
+        return str(self.kube.url) if self.kube is not None else ""
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
