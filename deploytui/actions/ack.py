@@ -26,7 +26,8 @@ from deploytui.model import EventSink, Notifier, TimelineEvent
 from deploytui.sources.alertmanager import AlertmanagerClient, Matcher
 from deploytui.sources.alerts import Ack, Alert, RuleAckStore, rule_ack_store
 
-__all__ = ["AckAction", "UnackAction", "ack_action", "unack_action"]
+__all__ = ["AckAction", "UnackAction", "ack_action", "find_alert", "make_ack", "make_unack",
+           "unack_action"]
 
 
 def _hhmm(ts: float) -> str:
@@ -226,3 +227,29 @@ def ack_action(runtime: Any, alert: Alert, *, comment: str | None = None,
 
 def unack_action(runtime: Any, alert: Alert) -> UnackAction:
     return UnackAction(alert, **_deps(runtime))
+
+
+def find_alert(runtime: Any, fingerprint: str) -> Alert:
+    """The feed row with ``fingerprint`` in the latest alerts snapshot (what the operator sees:
+    the pane keeps it in ``runtime.extras["alerts_snapshot"]``; else the source's last poll)."""
+    snaps = [runtime.extras.get("alerts_snapshot"),
+             getattr(runtime.sources.get("alerts"), "last", None)]
+    for snap in snaps:
+        finder = getattr(snap, "find", None)
+        if callable(finder):
+            alert = finder(fingerprint)
+            if alert is not None:
+                return alert  # type: ignore[no-any-return]
+    raise ActionRefused(f"alert {fingerprint} is no longer in the feed (resolved?)",
+                        reason="gone")
+
+
+def make_ack(runtime: Any, fingerprint: str, *, comment: str | None = None,
+             minutes: float | None = None) -> AckAction:
+    """The console's ``a``: acknowledge the selected feed row."""
+    return ack_action(runtime, find_alert(runtime, fingerprint), comment=comment, minutes=minutes)
+
+
+def make_unack(runtime: Any, fingerprint: str) -> UnackAction:
+    """The console's ``A``: withdraw the selected row's acknowledgement."""
+    return unack_action(runtime, find_alert(runtime, fingerprint))
