@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -33,13 +33,21 @@ import tomli_w
 from deploytui.actions.door import ActionContext, ActionPlan, ActionResult
 from deploytui.config import Settings
 from deploytui.errors import ActionFailed, ActionRefused, ConfigError
-from deploytui.sources.ports import read_registry_data
-from deploytui.sources.ports_conflicts import PortAllocation, format_range
+from deploytui.sources.ports import PortRow, PortsSnapshot, read_registry_data
+from deploytui.sources.ports_conflicts import PortAllocation, format_range, suggest_free
 
-__all__ = ["PortReassignAction", "rewrite_registry"]
+__all__ = [
+    "PortReassignAction",
+    "find_row",
+    "make_port_reassign",
+    "rewrite_refusal",
+    "rewrite_registry",
+    "row_key",
+]
 
 
-def _refusal(a: PortAllocation) -> str | None:
+def rewrite_refusal(a: PortAllocation) -> str | None:
+    """Why deploytui will not rewrite where ``a`` was declared (None: the registry, it will)."""
     if a.source == "registry":
         return None
     if a.source == "config":
@@ -188,10 +196,11 @@ class PortReassignAction:
     id: ClassVar[str] = "port_reassign"
 
     def __init__(self, settings: Settings, allocation: PortAllocation,
-                 new_start: int | None) -> None:
+                 new_start: int | None, *, on_written: Callable[[], None] | None = None) -> None:
         self.settings = settings
         self.allocation = allocation
         self.new_start = new_start
+        self.on_written = on_written  # e.g. PortsSource.poke: show the new state at once
 
     @property
     def new_range(self) -> tuple[int, int] | None:
@@ -202,7 +211,7 @@ class PortReassignAction:
 
     def plan(self) -> ActionPlan:
         a = self.allocation
-        reason = _refusal(a)
+        reason = rewrite_refusal(a)
         if reason:
             raise ActionRefused(f"cannot reassign {reason}", reason="not_rewritable")
         if not a.valid:
@@ -234,5 +243,52 @@ class PortReassignAction:
         new = (int(plan.after["start"]), int(plan.after["end"]))
         rewrite_registry(Path(plan.params["path"]), str(plan.params["shown"]), a,
                          (int(plan.before["start"]), int(plan.before["end"])), new)
+        if self.on_written is not None:
+            self.on_written()
         return ActionResult(True, f"{a.label} moved {a.range_text} -> {format_range(*new)} "
                                   f"in {plan.params['shown']}", after=dict(plan.after))
+
+
+def row_key(allocation: PortAllocation) -> str:
+    """The id a pane puts in ``Target.port_service``: ``checkout@prod|ports.toml: checkout.prod``."""
+    return f"{allocation.label}|{allocation.where}"
+
+
+def find_row(snapshot: PortsSnapshot | None, port_service: str) -> PortRow | None:
+    """The row ``port_service`` names: a :func:`row_key`, or just ``service@env`` (then the
+    registry's entry, the one that can be rewritten, is preferred)."""
+    if snapshot is None or not port_service:
+        return None
+    rows = snapshot.rows
+    for row in rows:
+        if row_key(row.allocation) == port_service:
+            return row
+    label = port_service.split("|", 1)[0]
+    matches = [r for r in rows if r.allocation.label == label]
+    matches.sort(key=lambda r: r.allocation.source != "registry")
+    return matches[0] if matches else None
+
+
+def make_port_reassign(runtime: Any, port_service: str) -> PortReassignAction:
+    """The ``p`` key: move the selected allocation to its suggested free port.
+
+    The snapshot is the one the Ports pane shows (``runtime.extras["ports_snapshot"]``), else
+    the ports source's latest. A row without a conflict gets the nearest free port too.
+    """
+    source = runtime.sources.get("ports")
+    snapshot = runtime.extras.get("ports_snapshot") or getattr(source, "last", None)
+    row = find_row(snapshot, port_service)
+    if row is None:
+        raise ActionRefused(f"reassign port: {port_service.split('|', 1)[0] or 'the selection'} "
+                            "is not in the current port table; wait for the next poll",
+                            reason="invalid")
+    settings: Settings = runtime.settings
+    suggestion = row.suggestion
+    if suggestion is None and snapshot is not None:
+        p = settings.ports
+        suggestion = suggest_free(row.allocation, [r.allocation for r in snapshot.rows],
+                                  p.allowed, allow_privileged=p.allow_privileged,
+                                  busy=[x.port for x in snapshot.listeners])
+    poke = getattr(source, "poke", None)
+    return PortReassignAction(settings, row.allocation, suggestion[0] if suggestion else None,
+                              on_written=poke if callable(poke) else None)

@@ -563,12 +563,22 @@ class PortsSource:
         self.settings = settings
         self.interval = interval if interval is not None else settings.console.refresh_interval
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.last: PortsSnapshot | None = None
 
     def poke(self) -> None:
-        """Poll again now (after a reassign wrote the registry). Call on the source's loop."""
-        if self._wake is not None:
-            self._wake.set()
+        """Poll again now (after a reassign wrote the registry). Safe from any thread."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            wake.set()
+        else:
+            loop.call_soon_threadsafe(wake.set)
 
     async def poll(self) -> PortsSnapshot:
         try:
@@ -580,6 +590,7 @@ class PortsSource:
         return snap
 
     async def run(self, publish: Any) -> None:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         while True:
             publish(await self.poll())
