@@ -91,6 +91,10 @@ class DeploymentController:
         self.recorder = EventRecorder(store, clock)
         self.pods = PodLifecycle(store, clock, self.recorder)
         self.ticks = 0
+        # Fingerprints (own resourceVersion, owner_version) of the last sync: unchanged objects
+        # are skipped, which keeps a pass over a settled fleet of thousands cheap.
+        self._rs_seen: dict[str, tuple[str, int]] = {}
+        self._deployment_seen: dict[str, tuple[str, int]] = {}
 
     async def run(self) -> None:
         while True:
@@ -106,13 +110,37 @@ class DeploymentController:
         self._garbage_collect()
         for rs in self.store.list("replicasets"):
             with self.store.lock:
-                self.pods.sync_replica_set(rs)
+                uid = rs["metadata"]["uid"]
+                if self._rs_seen.get(uid) == (rs["metadata"]["resourceVersion"], self.store.owner_version(uid)):
+                    continue
+                self._sync_rs(rs)
         for d in self.store.list("deployments"):
             with self.store.lock:
                 current = self.store.get("deployments", d["metadata"]["namespace"], d["metadata"]["name"])
-                if current is not None:
-                    for rs in self.sync_deployment(current):
-                        self.pods.sync_replica_set(rs)
+                if current is None:
+                    continue
+                uid = current["metadata"]["uid"]
+                fingerprint = (current["metadata"]["resourceVersion"], self.store.owner_version(uid))
+                if self._deployment_seen.get(uid) == fingerprint and not _deadline_pending(current):
+                    continue
+                for rs in self.sync_deployment(current):
+                    self._sync_rs(rs)
+                # The fingerprint from before the sync: if the sync wrote anything, the next pass
+                # looks again (as the real controller is re-queued by its own writes).
+                self._deployment_seen[uid] = fingerprint
+        if self.ticks % 50 == 0:
+            self._forget_deleted()
+
+    def _sync_rs(self, rs: Obj) -> None:
+        uid = rs["metadata"]["uid"]
+        updated = self.pods.sync_replica_set(rs)
+        self._rs_seen[uid] = (updated["metadata"]["resourceVersion"], self.store.owner_version(uid))
+
+    def _forget_deleted(self) -> None:
+        for seen, plural in ((self._rs_seen, "replicasets"), (self._deployment_seen, "deployments")):
+            live = {o["metadata"]["uid"] for o in self.store.list(plural)}
+            for uid in [u for u in seen if u not in live]:
+                del seen[uid]
 
     def _garbage_collect(self) -> None:
         """Delete ReplicaSets and pods whose controlling owner is gone (background cascading)."""
@@ -388,6 +416,17 @@ class DeploymentController:
             conditions[:] = [c for c in conditions if c["type"] != "Progressing"]
         conditions.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c["type"], 2))
         status["conditions"] = conditions
+
+
+def _deadline_pending(d: Mapping[str, Any]) -> bool:
+    """True while a rollout could still time out: the controller must look again even if
+    nothing changed."""
+    if d["spec"].get("paused") or d["spec"].get("progressDeadlineSeconds") is None:
+        return False
+    for cond in (d.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Progressing":
+            return cond.get("reason") not in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded")
+    return True
 
 
 def _complete(d: Mapping[str, Any], status: Mapping[str, Any]) -> bool:

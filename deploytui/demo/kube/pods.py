@@ -56,6 +56,7 @@ class PodLifecycle:
         self.behaviors: dict[str, ImageBehavior] = {}
         self.default = ImageBehavior()
         self._sims: dict[str, _PodSim] = {}
+        self._settled: set[str] = set()  # pods Ready for good: nothing left to simulate
         self._ip = 0
 
     def behavior(self, image: str) -> ImageBehavior:
@@ -150,13 +151,18 @@ class PodLifecycle:
     def sync_pods(self) -> None:
         """Move every simulated pod to the state it has now (writes only on change)."""
         now = self.clock()
-        for pod in self.store.list("pods"):
+        settled = self._settled
+        pods = self.store.list("pods")
+        for pod in pods:
             uid = pod["metadata"]["uid"]
+            if uid in settled:
+                continue
             sim = self._sims.get(uid)
             if sim is None:
                 sim = self._sims[uid] = _PodSim(now)
             if is_pod_ready(pod) and not self._crashing(pod):
                 if all(now >= sim.created + self.behavior(c.get("image", "")).ready_seconds for c in pod["spec"]["containers"]):
+                    settled.add(uid)
                     continue
             status = self.pod_status(pod, sim, now)
             if status != pod.get("status"):
@@ -175,9 +181,15 @@ class PodLifecycle:
                         f"Back-off restarting failed container {s['name']} in pod {pod['metadata']['name']}_{pod['metadata']['namespace']}({uid})",
                         "kubelet",
                     )
-        live = {p["metadata"]["uid"] for p in self.store.list("pods")}
-        for uid in [u for u in self._sims if u not in live]:
-            del self._sims[uid]
+        if len(self._sims) > len(pods) + 100 or len(settled) > len(pods) + 100:
+            live = {p["metadata"]["uid"] for p in self.store.list("pods")}
+            for uid in [u for u in self._sims if u not in live]:
+                del self._sims[uid]
+            settled &= live
+
+    def behaviors_changed(self) -> None:
+        """Image behaviours changed: look at every pod again."""
+        self._settled.clear()
 
     def _crashing(self, pod: Mapping[str, Any]) -> bool:
         return any(self.behavior(c.get("image", "")).crashloop for c in pod["spec"].get("containers") or [])

@@ -234,10 +234,12 @@ class KubeSim:
         """How pods running ``image`` behave: time to Ready, or a crash loop (never Ready,
         restartCount growing every ``restart_seconds``, waiting reason CrashLoopBackOff)."""
         self.controller.pods.behaviors[image] = ImageBehavior(crashloop, ready_seconds, restart_seconds)
+        self.controller.pods.behaviors_changed()
 
     def set_default_ready_seconds(self, seconds: float) -> None:
         """Time to Ready of images without a behaviour of their own."""
         self.controller.pods.default = ImageBehavior(False, seconds)
+        self.controller.pods.behaviors_changed()
 
     # --- reading the world --------------------------------------------------------------------
 

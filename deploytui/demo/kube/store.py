@@ -69,6 +69,7 @@ class Store:
         self._history_limit = history_limit
         self._floor = 0
         self._watchers: dict[str, set[Watcher]] = {}
+        self._owner_versions: dict[str, int] = {}
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -96,6 +97,12 @@ class Store:
                 if p == plural and (obj := self._objects.get(p, {}).get((ns, name))) is not None:
                     out.append(obj)
             return out
+
+    def owner_version(self, owner_uid: str) -> int:
+        """The resourceVersion of the last change to any object owned by ``owner_uid`` (0 if none):
+        lets controllers skip owners whose dependents did not change."""
+        with self.lock:
+            return self._owner_versions.get(owner_uid, 0)
 
     def count(self, plural: str) -> int:
         with self.lock:
@@ -161,6 +168,7 @@ class Store:
     def _index(self, plural: str, key: Key, obj: dict[str, Any], *, add: bool) -> None:
         entry = (plural, key[0], key[1])
         for uid in _owner_uids(obj):
+            self._owner_versions[uid] = self._rv
             if add:
                 self._owned.setdefault(uid, set()).add(entry)
             elif uid in self._owned:
