@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="write a commented starter config",
                        description="Write a commented starter config (default: the XDG config "
                        "path). Refuses to overwrite an existing file without --force.")
-    p.add_argument("path", nargs="?", help=f"where to write it (default {default_config_path()})")
+    p.add_argument("path", nargs="?", help="where to write it (default: where the console looks: "
+                   f"--config, $DEPLOYTUI_CONFIG, then {default_config_path()})")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=run_init)
 
@@ -32,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_init(args: argparse.Namespace) -> int:
-    path = Path(args.path) if args.path else default_config_path()
+    # without PATH, write where the lookup will find it, so init and config check agree
+    explicit = args.path or getattr(args, "config", None) or os.environ.get("DEPLOYTUI_CONFIG")
+    path = Path(explicit) if explicit else default_config_path()
     if path.exists() and not args.force:
         print(f"deploytui: {path} already exists; use --force to overwrite it", file=sys.stderr)
         return 2
