@@ -217,3 +217,19 @@ def test_bad_secret_url_is_masked_in_the_error(tmp_path: Path, monkeypatch: pyte
     captured = capsys.readouterr()
     assert SECRET not in captured.out + captured.err
     assert "notify.channels[0].url: not a valid http(s) URL: ***" in captured.err
+
+
+def test_init_writes_where_the_lookup_looks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    env_target = tmp_path / "from-env.toml"
+    monkeypatch.setenv("DEPLOYTUI_CONFIG", str(env_target))
+    assert main(["init"]) == 0
+    assert env_target.exists() and not xdg_config().exists()
+    assert main(["config", "check"]) == 0
+    assert f"{env_target}: OK" in capsys.readouterr().out
+
+    flag_target = tmp_path / "from-flag.toml"
+    assert main(["--config", str(flag_target), "init"]) == 0
+    assert flag_target.exists()
+    assert main(["--config", str(flag_target), "config", "check"]) == 0
+    assert f"{flag_target}: OK" in capsys.readouterr().out
