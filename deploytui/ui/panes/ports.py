@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
@@ -102,8 +101,10 @@ class PortsPane(Pane):
         self._by_key: dict[str, PortRow | Listener] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="filter: service, env, port, source, live, conflict, file — "
+        box = Input(placeholder="filter: service, env, port, source, live, conflict, file — "
                     "esc clears", id="ports-filter", classes="ports-filter")
+        box.can_focus = False  # only while filtering: never the screen's first focus
+        yield box
         yield VirtualTable(COLUMNS, id="ports-table", classes="pane-body")
 
     @property
@@ -142,7 +143,7 @@ class PortsPane(Pane):
             key = row_key(a)
             by_key[key] = r
             style = colors.get("error", "") if r.conflicted else ""
-            rows.append(Row(key, tuple(self._cell(c) for c in cells), style))
+            rows.append(Row(key, cells, style))
         for x in snap.listeners:
             cells = ("(undeclared)", "", str(x.port), "live", f"● listening {x.owner}",
                      "? undeclared")
@@ -150,7 +151,7 @@ class PortsPane(Pane):
                 continue
             key = _listener_key(x)
             by_key[key] = x
-            rows.append(Row(key, tuple(self._cell(c) for c in cells), colors.get("warning", "")))
+            rows.append(Row(key, cells, colors.get("warning", "")))
         self._by_key = by_key
         self.table.set_rows(rows)
         n_conflicts = len(snap.conflicts)
@@ -164,10 +165,6 @@ class PortsPane(Pane):
             self.set_stale("; ".join(snap.errors) or "last poll failed", snap.taken_at)
         else:
             self.set_stale(None)
-
-    @staticmethod
-    def _cell(value: str) -> Text:
-        return Text(value, no_wrap=True)
 
     @staticmethod
     def _matches(needle: str, values: tuple[str, ...]) -> bool:
@@ -199,7 +196,9 @@ class PortsPane(Pane):
 
     def action_filter(self) -> None:
         self.add_class("-filtering")
-        self.query_one("#ports-filter", Input).focus()
+        box = self.query_one("#ports-filter", Input)
+        box.can_focus = True
+        box.focus()
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#ports-filter", Input)
@@ -207,8 +206,7 @@ class PortsPane(Pane):
             return
         box.value = ""
         self.filter_text = ""
-        self.remove_class("-filtering")
-        self.table.focus()
+        self._close_filter()
         self.refresh_rows()
 
     def on_input_changed(self, event: Input.Changed) -> None:
@@ -222,6 +220,12 @@ class PortsPane(Pane):
         if event.input.id != "ports-filter":
             return
         event.stop()
-        if not event.value:
-            self.remove_class("-filtering")
+        if event.value:
+            self.table.focus()  # the filter stays shown while it applies
+        else:
+            self._close_filter()
+
+    def _close_filter(self) -> None:
+        self.remove_class("-filtering")
+        self.query_one("#ports-filter", Input).can_focus = False
         self.table.focus()
