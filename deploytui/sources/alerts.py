@@ -59,6 +59,7 @@ __all__ = [
     "Escalation",
     "MemoryRuleAckStore",
     "RuleAckStore",
+    "StoreRuleAcks",
     "apply_filter",
     "build_rows",
     "escalation",
@@ -136,14 +137,42 @@ class MemoryRuleAckStore:
             return self._acks.pop(fingerprint, None) is not None
 
 
+class StoreRuleAcks:
+    """:class:`RuleAckStore` on the embedded SQLite store (``deploytui.store.Store``'s
+    ``ack_alert`` / ``unack_alert`` / ``alert_acks``), so rule-alert acks survive restarts."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def rule_acks(self) -> Mapping[str, Ack]:
+        return {key: Ack(a.acked_by, a.acked_at,
+                         a.expires_at if a.expires_at is not None else math.inf,
+                         a.comment, (), "local")
+                for key, a in self.store.alert_acks().items()}
+
+    def set_rule_ack(self, fingerprint: str, ack: Ack) -> None:
+        self.store.ack_alert(fingerprint, ack.by, until=ack.until, comment=ack.comment,
+                             now=ack.at)
+
+    def clear_rule_ack(self, fingerprint: str) -> bool:
+        return bool(self.store.unack_alert(fingerprint))
+
+
 def rule_ack_store(runtime: Any) -> RuleAckStore:
-    """The runtime's rule-ack store: the journal when it implements :class:`RuleAckStore`
-    (the SQLite store), else one shared in-memory store kept in ``runtime.extras``."""
+    """The runtime's rule-ack store: the SQLite store when the journal is one, else one shared
+    in-memory store; kept in ``runtime.extras["rule_acks"]`` so the source and actions agree."""
     existing = runtime.extras.get("rule_acks")
     if existing is not None:
         return existing  # type: ignore[no-any-return]
     journal = getattr(runtime, "journal", None)
-    store: RuleAckStore = journal if isinstance(journal, RuleAckStore) else MemoryRuleAckStore()
+    store: RuleAckStore
+    if isinstance(journal, RuleAckStore):
+        store = journal
+    elif all(callable(getattr(journal, m, None)) for m in ("ack_alert", "unack_alert",
+                                                          "alert_acks")):
+        store = StoreRuleAcks(journal)
+    else:
+        store = MemoryRuleAckStore()
     runtime.extras["rule_acks"] = store
     return store
 

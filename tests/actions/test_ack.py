@@ -134,3 +134,33 @@ def test_rule_alerts_are_acknowledged_in_the_local_store() -> None:
     am_alert = Alert("fp", "alertmanager", "X", "s", "prod", "critical", "", 0.0, "firing")
     refused = rt.door.run(ack_action(rt, am_alert))
     assert not refused.ok and "Alertmanager is not configured" in refused.message
+
+
+def test_rule_acks_live_in_the_sqlite_store_when_there_is_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from deploytui.config import StoreSettings
+    from deploytui.store import open_store
+
+    settings = Settings(console=ConsoleSettings(operator="quinn"),
+                        store=StoreSettings(path=str(tmp_path / "d.db")))
+    store = open_store(settings)
+    try:
+        rt = build_runtime(settings, journal=store, with_sources=False)
+        acks = alerts_mod.rule_ack_store(rt)
+        assert isinstance(acks, alerts_mod.StoreRuleAcks)
+        rule = RuleAlert("rule:def", "HighMemory", "cart", "prod", "memory_pct",
+                         Level.WARNING, 80.0, 70.0, time.time() - 60, "memory")
+        alert = merge_alerts([], [], [rule], acks.rule_acks(), time.time())[0]
+        assert rt.door.run(ack_action(rt, alert, comment="known leak", minutes=15)).ok
+        # a second console on the same store sees it
+        again = open_store(settings)
+        try:
+            seen = alerts_mod.StoreRuleAcks(again).rule_acks()["rule:def"]
+            assert seen.by == "quinn" and seen.comment == "known leak"
+        finally:
+            again.close()
+        acked = merge_alerts([], [], [rule], acks.rule_acks(), time.time())[0]
+        assert rt.door.run(unack_action(rt, acked)).ok
+        assert acks.rule_acks() == {}
+        assert sorted(a.action for a in store.audit()) == ["ack", "unack"]
+    finally:
+        store.close()
