@@ -165,3 +165,28 @@ def test_sync_methods_are_safe_from_many_threads(tmp_path: Any) -> None:
         assert deadline_ok
         resource_versions = [int(o["metadata"]["resourceVersion"]) for o in sim.list_objects("Pod")]
         assert len(set(resource_versions)) == len(resource_versions)
+
+
+def test_denied_permissions_are_forbidden_like_rbac(kube_sim: KubeSim, kube_client: Any) -> None:
+    kube_sim.add_deployment("prod", "web", image="web:1", replicas=1)
+    kube_sim.set_permission("patch", "deployments", allowed=False, namespace="prod")
+    apps = client.AppsV1Api(kube_client)
+    with pytest.raises(ApiException) as forbidden:
+        apps.patch_namespaced_deployment("web", "prod", {"metadata": {"labels": {"x": "y"}}})
+    body = json.loads(forbidden.value.body)
+    assert forbidden.value.status == 403 and body["reason"] == "Forbidden"
+    assert body["message"] == (
+        'deployments.apps "web" is forbidden: User "deploytui-demo" cannot patch resource "deployments" '
+        'in API group "apps" in the namespace "prod"'
+    )
+    assert apps.read_namespaced_deployment("web", "prod").metadata.name == "web"  # reads still work
+    review = client.AuthorizationV1Api(kube_client).create_self_subject_access_review(
+        client.V1SelfSubjectAccessReview(
+            spec=client.V1SelfSubjectAccessReviewSpec(
+                resource_attributes=client.V1ResourceAttributes(namespace="prod", verb="patch", group="apps", resource="deployments")
+            )
+        )
+    )
+    assert review.status.allowed is False
+    kube_sim.set_permission("patch", "deployments", allowed=True, namespace="prod")
+    apps.patch_namespaced_deployment("web", "prod", {"metadata": {"labels": {"x": "y"}}})

@@ -173,3 +173,10 @@ def test_get_events_after_a_rollout(kube_sim: KubeSim, kubectl: Any, wait_for: A
     lines = out.strip().splitlines()
     assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
     assert any("ScalingReplicaSet" in line and "deployment/web" in line and "Scaled up replica set web-" in line for line in lines)
+
+
+def test_auth_can_i_follows_permissions(kube_sim: KubeSim, kubectl: Any) -> None:
+    assert kubectl("auth", "can-i", "patch", "deployments").stdout.strip() == "yes"
+    kube_sim.set_permission("update", "deployments/scale", allowed=False)
+    result = kubectl("auth", "can-i", "update", "deployments", "--subresource=scale", check=False)
+    assert (result.returncode, result.stdout.strip()) == (1, "no")

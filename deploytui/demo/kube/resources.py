@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["RESOURCES", "Resource", "api_group_list", "api_resource_list", "api_versions", "by_kind", "lookup", "version_info"]
+__all__ = ["CREATE_ONLY", "RESOURCES", "Resource", "api_group_list", "api_resource_list", "api_versions", "by_kind", "lookup", "version_info"]
 
 _VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 
@@ -45,7 +45,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("all",), ("scale", "status")),
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("all",), ("status",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
 )
+
+# Resources that only accept ``create`` (reviews are answered, never stored).
+CREATE_ONLY = frozenset({"selfsubjectaccessreviews"})
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {r.kind.lower(): r for r in RESOURCES}
@@ -107,7 +111,7 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": list(_VERBS),
+            "verbs": ["create"] if r.plural in CREATE_ONLY else list(_VERBS),
         }
         if r.short_names:
             entry["shortNames"] = list(r.short_names)

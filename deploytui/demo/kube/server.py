@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from deploytui.demo.kube import resources
+from deploytui.demo.kube.access import Access, decode_access_review
 from deploytui.demo.kube.api import Api
 from deploytui.demo.kube.metrics import render_metrics
 from deploytui.demo.kube.resources import Resource
@@ -27,6 +28,10 @@ __all__ = ["Fault", "KubeServer"]
 
 log = logging.getLogger(__name__)
 _JSON = "application/json"
+_VERBS = {
+    ("GET", True): "list", ("POST", True): "create", ("DELETE", True): "deletecollection",
+    ("GET", False): "get", ("PUT", False): "update", ("PATCH", False): "patch", ("DELETE", False): "delete",
+}
 
 
 @dataclass
@@ -60,6 +65,7 @@ class KubeServer:
         self._url = url
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
+        self.access = Access()
         self.app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
 
@@ -143,6 +149,14 @@ class KubeServer:
         sub = rest[2] if len(rest) > 2 else None
         if sub is not None and sub not in r.subresources:
             raise ApiError(404, "the server could not find the requested resource", "NotFound")
+        if r.plural in resources.CREATE_ONLY:
+            if request.method != "POST" or name is not None:
+                raise ApiError(405, f"the server does not allow this method on the requested resource ({request.method})", "MethodNotAllowed")
+            return _json(self.access.review(decode_access_review(await request.read())), 201)
+        verb = _VERBS.get((request.method, name is None), "get")
+        if verb == "list" and (watch_path or _flag(request.query.get("watch"))):
+            verb = "watch"
+        self.access.check(verb, r.plural, sub, r.group, namespace, name)
         if name is None:
             return await self._collection(request, r, namespace, watch_path)
         return await self._item(request, r, namespace, name, sub)

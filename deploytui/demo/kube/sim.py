@@ -322,6 +322,12 @@ class KubeSim:
         match ``path_regex`` (``re.search``) wait ``delay`` seconds, then fail with ``status``."""
         self.server.inject_fault(Fault(method.upper(), re.compile(path_regex), status, delay, times))
 
+    def set_permission(self, verb: str, resource: str, *, allowed: bool, namespace: str | None = None) -> None:
+        """Allow or deny ``verb`` (get, list, watch, create, update, patch, delete or "*") on
+        ``resource`` ("deployments", "deployments/scale", "*"), in one namespace or all. Denied
+        requests get 403 Forbidden as from RBAC, and ``kubectl auth can-i`` says "no"."""
+        self.server.access.set(verb, resource, allowed=allowed, namespace=namespace)
+
     def drop_watches(self) -> None:
         """End every open watch stream; clients must reconnect."""
         self.store.drop_watches()
