@@ -30,7 +30,13 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from deploytui.actions.door import ActionContext, ActionPlan, ActionResult
-from deploytui.actions.undo import UndoError, label_selector, plan_undo, revision_of
+from deploytui.actions.undo import (
+    UndoError,
+    equal_ignore_hash,
+    label_selector,
+    plan_undo,
+    revision_of,
+)
 from deploytui.config import Settings
 from deploytui.errors import ActionFailed, ActionRefused, SourceError
 from deploytui.model import Target
@@ -73,6 +79,10 @@ def _version(images: tuple[str, ...] | list[str]) -> str:
         return ""
     tail = images[0].rsplit("/", 1)[-1].split("@", 1)[0]
     return tail.split(":", 1)[1] if ":" in tail else tail
+
+
+def _late(on_time: bool) -> str:
+    return "" if on_time else " (the API answered too late, but the change is in place)"
 
 
 def _images(template: Mapping[str, Any]) -> tuple[str, ...]:
@@ -162,16 +172,34 @@ class _KubeAction:
                                                   timeout=client.request_timeout),
                                 reason="unavailable") from None
 
-    def write(self, api: str, method: str, *args: Any, **kwargs: Any) -> Any:
+    def write(self, applied: Callable[[Mapping[str, Any]], bool], api: str, method: str,
+              *args: Any, **kwargs: Any) -> bool:
+        """Send the change. Returns False when the API timed out but a read right after shows
+        the change in place (it answered late); raises ActionFailed when it did not go through."""
         client = self.client()
         try:
-            return client.call(api, method, *args, **kwargs)
+            client.call(api, method, *args, **kwargs)
+            return True
         except Exception as exc:
-            raise ActionFailed(api_error_message(exc, action=self.verb, target=self.key,
-                                                 timeout=client.request_timeout)
-                               + "; the deployment was left as it was",
-                               reason=f"http_{error_status(exc)}" if error_status(exc) else "timeout"
-                               ) from None
+            status = error_status(exc)
+            message = api_error_message(exc, action=self.verb, target=self.key,
+                                        timeout=client.request_timeout)
+            if status is None:
+                # A timeout or dropped connection does not say whether the change landed: look.
+                try:
+                    now = client.call("apps", "read_namespaced_deployment", self.name,
+                                      self.namespace)
+                except Exception:
+                    raise ActionFailed(f"{message}; the deployment could not be read back, so "
+                                       f"whether it changed is unknown — check it before "
+                                       f"retrying", reason="unknown") from None
+                if applied(now):
+                    return False
+                raise ActionFailed(f"{message}; read back right after, the deployment was left "
+                                   f"as it was (should the server still apply the request late, "
+                                   f"the rollouts pane will show it)", reason="timeout") from None
+            raise ActionFailed(f"{message}; the deployment was left as it was",
+                               reason=f"http_{status}" if status else "timeout") from None
 
     def deployment(self) -> dict[str, Any]:
         return self.read("apps", "read_namespaced_deployment", self.name, self.namespace)
@@ -273,13 +301,16 @@ class RollbackAction(_KubeAction):
         self.check_unchanged(plan, dep, "from_revision", undo.from_revision)
         self.check_unchanged(plan, dep, "target_revision", undo.to_revision)
         ctx.renew()
+        target = undo.patch[0]["value"]
         try:
-            self.write("apps", "patch_namespaced_deployment", self.name, self.namespace,
-                       [dict(op) for op in undo.patch], _content_type=JSON_PATCH)
+            on_time = self.write(
+                lambda now: equal_ignore_hash((now.get("spec") or {}).get("template") or {}, target),
+                "apps", "patch_namespaced_deployment", self.name, self.namespace,
+                [dict(op) for op in undo.patch], _content_type=JSON_PATCH)
         except ActionFailed as exc:
             raise self.failed(dep, exc, ctx) from None
         message = (f"rolled back {self.key} from revision {undo.from_revision} to the template of "
-                   f"revision {undo.to_revision} ({', '.join(undo.to_images)})")
+                   f"revision {undo.to_revision} ({', '.join(undo.to_images)})") + _late(on_time)
         note = self.record_event(dep, message, ctx)
         return ActionResult(True, message + note, after={
             "revision": undo.to_revision, "images": list(undo.to_images)})
@@ -332,11 +363,13 @@ class ScaleAction(_KubeAction):
         self.check_unchanged(plan, dep, "replicas", current)
         ctx.renew()
         try:
-            self.write("apps", "patch_namespaced_deployment_scale", self.name, self.namespace,
-                       {"spec": {"replicas": self.replicas}}, _content_type=MERGE_PATCH)
+            on_time = self.write(
+                lambda now: (now.get("spec") or {}).get("replicas") == self.replicas,
+                "apps", "patch_namespaced_deployment_scale", self.name, self.namespace,
+                {"spec": {"replicas": self.replicas}}, _content_type=MERGE_PATCH)
         except ActionFailed as exc:
             raise self.failed(dep, exc, ctx) from None
-        message = f"scaled {self.key} from {current} to {self.replicas} replicas"
+        message = f"scaled {self.key} from {current} to {self.replicas} replicas" + _late(on_time)
         note = self.record_event(dep, message, ctx)
         return ActionResult(True, message + note, after={"replicas": self.replicas})
 
@@ -372,12 +405,16 @@ class RestartAction(_KubeAction):
         stamp = _rfc3339(self.clock())
         ctx.renew()
         body = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp}}}}}
+        def applied(now: Mapping[str, Any]) -> bool:
+            meta = ((now.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            return (meta.get("annotations") or {}).get(RESTARTED_AT) == stamp
+
         try:
-            self.write("apps", "patch_namespaced_deployment", self.name, self.namespace, body,
-                       _content_type=STRATEGIC_PATCH)
+            on_time = self.write(applied, "apps", "patch_namespaced_deployment", self.name,
+                                 self.namespace, body, _content_type=STRATEGIC_PATCH)
         except ActionFailed as exc:
             raise self.failed(dep, exc, ctx) from None
-        message = f"restarted {self.key} (restartedAt {stamp})"
+        message = f"restarted {self.key} (restartedAt {stamp})" + _late(on_time)
         note = self.record_event(dep, message, ctx)
         return ActionResult(True, message + note, after={"restartedAt": stamp})
 

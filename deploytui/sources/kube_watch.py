@@ -85,6 +85,8 @@ def is_timeout(exc: BaseException) -> bool:
 
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, (ue.NewConnectionError, ConnectionError)):
+            return False    # refused / unreachable (NewConnectionError subclasses a timeout)
         if isinstance(seen, (ue.TimeoutError, TimeoutError, socket.timeout)):
             return True
         reason = getattr(seen, "reason", None)
