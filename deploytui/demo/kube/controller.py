@@ -9,6 +9,16 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from deploytui.demo.kube.conditions import (
+    complete,
+    deadline_pending,
+    find_condition,
+    is_rolling,
+    max_surge,
+    max_unavailable,
+    set_condition,
+    sync_status,
+)
 from deploytui.demo.kube.objects import (
     CHANGE_CAUSE,
     DESIRED_REPLICAS,
@@ -22,9 +32,8 @@ from deploytui.demo.kube.objects import (
 from deploytui.demo.kube.pods import PodLifecycle
 from deploytui.demo.kube.recorder import EventRecorder
 from deploytui.demo.kube.store import Store
-from deploytui.demo.kube.util import parse_timestamp, scaled_value, timestamp
 
-__all__ = ["DeploymentController", "max_surge", "max_unavailable", "revision_of"]
+__all__ = ["DeploymentController", "revision_of"]
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -35,32 +44,6 @@ def revision_of(obj: Mapping[str, Any]) -> int:
         return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
     except ValueError:
         return 0
-
-
-def _fenceposts(d: Mapping[str, Any]) -> tuple[int, int]:
-    spec = d["spec"]
-    replicas = int(spec.get("replicas", 1))
-    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
-    surge = scaled_value(rolling.get("maxSurge"), replicas, round_up=True, default="25%")
-    unavailable = scaled_value(rolling.get("maxUnavailable"), replicas, round_up=False, default="25%")
-    if surge == 0 and unavailable == 0:
-        unavailable = 1
-    return surge, unavailable
-
-
-def _rolling(d: Mapping[str, Any]) -> bool:
-    return (d["spec"].get("strategy") or {}).get("type", "RollingUpdate") == "RollingUpdate"
-
-
-def max_surge(d: Mapping[str, Any]) -> int:
-    return _fenceposts(d)[0] if _rolling(d) else 0
-
-
-def max_unavailable(d: Mapping[str, Any]) -> int:
-    replicas = int(d["spec"].get("replicas", 1))
-    if not _rolling(d) or replicas == 0:
-        return 0
-    return min(_fenceposts(d)[1], replicas)
 
 
 def _strip_hash(template: Mapping[str, Any]) -> Any:
@@ -121,7 +104,7 @@ class DeploymentController:
                     continue
                 uid = current["metadata"]["uid"]
                 fingerprint = (current["metadata"]["resourceVersion"], self.store.owner_version(uid))
-                if self._deployment_seen.get(uid) == fingerprint and not _deadline_pending(current):
+                if self._deployment_seen.get(uid) == fingerprint and not deadline_pending(current):
                     continue
                 for rs in self.sync_deployment(current):
                     self._sync_rs(rs)
@@ -175,7 +158,7 @@ class DeploymentController:
 
     def _new_rs_replicas(self, d: Obj, all_rs: list[Obj], new_rs: Obj | None) -> int:
         replicas = int(d["spec"].get("replicas", 1))
-        if not _rolling(d):
+        if not is_rolling(d):
             return replicas
         current = sum(_spec_replicas(rs) for rs in all_rs)
         new_count = _spec_replicas(new_rs) if new_rs else 0
@@ -210,13 +193,13 @@ class DeploymentController:
 
         if new_rs is not None:
             new_rs = self._adopt_revision(d, new_rs, max_old + 1)
-            if has_deadline and _condition(conditions, "Progressing") is None:
-                _set_condition(conditions, "Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{new_rs["metadata"]["name"]}"', now)
-        elif not paused and (_rolling(d) or not any(_st(rs, "replicas") or _spec_replicas(rs) for rs in old_rss)):
+            if has_deadline and find_condition(conditions, "Progressing") is None:
+                set_condition(conditions, "Progressing", "True", "FoundNewReplicaSet", f'Found new replica set "{new_rs["metadata"]["name"]}"', now)
+        elif not paused and (is_rolling(d) or not any(_st(rs, "replicas") or _spec_replicas(rs) for rs in old_rss)):
             new_rs = self._create_rs(d, owned, max_old + 1)
             changed.append(new_rs)
             if has_deadline:
-                _set_condition(conditions, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{new_rs["metadata"]["name"]}"', now)
+                set_condition(conditions, "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{new_rs["metadata"]["name"]}"', now)
         if new_rs is not None:
             annotations[REVISION] = new_rs["metadata"]["annotations"][REVISION]
         all_rs = [*old_rss, new_rs] if new_rs is not None else list(old_rss)
@@ -226,17 +209,17 @@ class DeploymentController:
             target = new_rs if new_rs is not None and len(active) <= 1 else (active[0] if len(active) == 1 else None)
             if target is not None and _spec_replicas(target) != d["spec"].get("replicas", 1):
                 changed.append(self._replace_in(all_rs, self._scale(d, target, int(d["spec"].get("replicas", 1)))))
-        elif not _rolling(d):
+        elif not is_rolling(d):
             changed += self._recreate(d, old_rss, new_rs, all_rs)
         else:
             changed += self._rolling(d, old_rss, new_rs, all_rs)
         all_rs = [self.store.get("replicasets", rs["metadata"]["namespace"], rs["metadata"]["name"]) or rs for rs in all_rs]
         if new_rs is not None:
             new_rs = all_rs[-1]
-            if not changed and _complete(d, d.get("status") or {}):
+            if not changed and complete(d, d.get("status") or {}):
                 self._cleanup(d, all_rs[:-1])
 
-        self._status(d, status, conditions, all_rs, new_rs, paused, has_deadline, now)
+        sync_status(d, status, conditions, all_rs, new_rs, paused, has_deadline, now)
         if status != (d.get("status") or {}) or annotations != (d["metadata"].get("annotations") or {}):
             meta = {**d["metadata"], "annotations": annotations}
             self.store.replace("deployments", "deployments.apps", {**d, "metadata": meta, "status": status})
@@ -361,123 +344,3 @@ class DeploymentController:
             meta = rs["metadata"]
             if self.store.get("replicasets", meta["namespace"], meta["name"]) is not None:
                 self.store.delete("replicasets", "replicasets.apps", meta["namespace"], meta["name"])
-
-    def _status(
-        self, d: Obj, status: Obj, conditions: list[Obj], all_rs: list[Obj], new_rs: Obj | None,
-        paused: bool, has_deadline: bool, now: float,
-    ) -> None:
-        """``calculateStatus`` + ``syncRolloutStatus``: counts, Available and Progressing."""
-        old_status = d.get("status") or {}
-        replicas = int(d["spec"].get("replicas", 1))
-        available = sum(_st(rs, "availableReplicas") for rs in all_rs)
-        counts = {
-            "replicas": sum(_st(rs, "replicas") for rs in all_rs),
-            "updatedReplicas": _st(new_rs, "replicas") if new_rs else 0,
-            "readyReplicas": sum(_st(rs, "readyReplicas") for rs in all_rs),
-            "availableReplicas": available,
-            "unavailableReplicas": max(0, sum(_spec_replicas(rs) for rs in all_rs) - available),
-        }
-        for key, value in counts.items():  # the apiserver omits zero counts (omitempty)
-            if value:
-                status[key] = value
-            else:
-                status.pop(key, None)
-        status["observedGeneration"] = d["metadata"].get("generation", 1)
-        if available >= replicas - max_unavailable(d):
-            _set_condition(conditions, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now)
-        else:
-            _set_condition(conditions, "Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", now)
-        current = _condition(conditions, "Progressing")
-        if paused:
-            if has_deadline and (current is None or current.get("reason") != "DeploymentPaused"):
-                _set_condition(conditions, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", now)
-        elif has_deadline:
-            if current is not None and current.get("reason") == "DeploymentPaused":
-                _set_condition(conditions, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed", now)
-                current = _condition(conditions, "Progressing")
-            rs_name = new_rs["metadata"]["name"] if new_rs else None
-            complete_before = (
-                status.get("replicas", 0) == status.get("updatedReplicas", 0)
-                and current is not None and current.get("reason") == "NewReplicaSetAvailable"
-            )
-            if not complete_before:
-                if _complete(d, status):
-                    msg = f'ReplicaSet "{rs_name}" has successfully progressed.' if rs_name else f'Deployment "{d["metadata"]["name"]}" has successfully progressed.'
-                    _set_condition(conditions, "Progressing", "True", "NewReplicaSetAvailable", msg, now)
-                elif _progressing(old_status, status):
-                    msg = f'ReplicaSet "{rs_name}" is progressing.' if rs_name else f'Deployment "{d["metadata"]["name"]}" is progressing.'
-                    transition = current["lastTransitionTime"] if current and current.get("status") == "True" else timestamp(now)
-                    conditions[:] = [c for c in conditions if c["type"] != "Progressing"]
-                    conditions.append(_new_condition("Progressing", "True", "ReplicaSetUpdated", msg, now, transition))
-                elif _timed_out(d, current, now):
-                    msg = f'ReplicaSet "{rs_name}" has timed out progressing.' if rs_name else f'Deployment "{d["metadata"]["name"]}" has timed out progressing.'
-                    _set_condition(conditions, "Progressing", "False", "ProgressDeadlineExceeded", msg, now)
-        else:
-            conditions[:] = [c for c in conditions if c["type"] != "Progressing"]
-        conditions.sort(key=lambda c: {"Available": 0, "Progressing": 1}.get(c["type"], 2))
-        status["conditions"] = conditions
-
-
-def _deadline_pending(d: Mapping[str, Any]) -> bool:
-    """True while a rollout could still time out: the controller must look again even if
-    nothing changed."""
-    if d["spec"].get("paused") or d["spec"].get("progressDeadlineSeconds") is None:
-        return False
-    for cond in (d.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == "Progressing":
-            return cond.get("reason") not in ("NewReplicaSetAvailable", "ProgressDeadlineExceeded")
-    return True
-
-
-def _complete(d: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
-    replicas = int(d["spec"].get("replicas", 1))
-    return (
-        int(status.get("updatedReplicas") or 0) == replicas
-        and int(status.get("replicas") or 0) == replicas
-        and int(status.get("availableReplicas") or 0) == replicas
-        and int(status.get("observedGeneration") or 0) >= int(d["metadata"].get("generation", 1))
-    )
-
-
-def _progressing(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    def g(s: Mapping[str, Any], k: str) -> int:
-        return int(s.get(k) or 0)
-
-    return (
-        g(new, "updatedReplicas") > g(old, "updatedReplicas")
-        or g(new, "replicas") - g(new, "updatedReplicas") < g(old, "replicas") - g(old, "updatedReplicas")
-        or g(new, "readyReplicas") > g(old, "readyReplicas")
-        or g(new, "availableReplicas") > g(old, "availableReplicas")
-    )
-
-
-def _timed_out(d: Mapping[str, Any], cond: Mapping[str, Any] | None, now: float) -> bool:
-    if cond is None or cond.get("reason") == "NewReplicaSetAvailable":
-        return False
-    if cond.get("reason") == "ProgressDeadlineExceeded":
-        return True
-    since = parse_timestamp(cond.get("lastUpdateTime"))
-    return since is not None and since + int(d["spec"]["progressDeadlineSeconds"]) < now
-
-
-def _condition(conditions: list[Obj], type: str) -> Obj | None:
-    return next((c for c in conditions if c.get("type") == type), None)
-
-
-def _new_condition(type: str, status: str, reason: str, message: str, now: float, transition: str | None = None) -> Obj:
-    stamp = timestamp(now)
-    return {
-        "type": type, "status": status, "lastUpdateTime": stamp,
-        "lastTransitionTime": transition or stamp, "reason": reason, "message": message,
-    }
-
-
-def _set_condition(conditions: list[Obj], type: str, status: str, reason: str, message: str, now: float) -> None:
-    """``SetDeploymentCondition``: no change for the same status and reason; keep the transition
-    time when only the reason changes."""
-    current = _condition(conditions, type)
-    if current is not None and current.get("status") == status and current.get("reason") == reason:
-        return
-    transition = current["lastTransitionTime"] if current is not None and current.get("status") == status else None
-    conditions[:] = [c for c in conditions if c.get("type") != type]
-    conditions.append(_new_condition(type, status, reason, message, now, transition))
