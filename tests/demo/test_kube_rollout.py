@@ -176,3 +176,26 @@ def kube_sim_resource(kind: str) -> Any:
     from deploytui.demo.kube.resources import by_kind
 
     return by_kind(kind)
+
+
+def test_recreate_strategy_stops_old_pods_first(kube_sim: KubeSim, kube_client: Any) -> None:
+    kube_sim.add_deployment("default", "db", image="db:1", replicas=2)
+    apps, core = client.AppsV1Api(kube_client), client.CoreV1Api(kube_client)
+    apps.patch_namespaced_deployment("db", "default", {"spec": {"strategy": {"type": "Recreate", "rollingUpdate": None}}})
+    rv = core.list_namespaced_pod("default").metadata.resource_version
+    alive = {p["metadata"]["name"]: "db:1" for p in kube_sim.list_objects("Pod")}
+    kube_sim.set_image("default", "db", "db:2")
+    mixed = False
+    w = watch.Watch()
+    for event in w.stream(core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=15):
+        pod = event["object"]
+        if event["type"] == "DELETED":
+            alive.pop(pod.metadata.name, None)
+        else:
+            alive[pod.metadata.name] = pod.spec.containers[0].image
+        mixed = mixed or set(alive.values()) == {"db:1", "db:2"}
+        ready = {c.type: c.status for c in pod.status.conditions or []}.get("Ready") == "True"
+        if set(alive.values()) == {"db:2"} and len(alive) == 2 and ready:
+            w.stop()
+    assert not mixed, "Recreate must never run old and new pods together"
+    assert set(alive.values()) == {"db:2"}
