@@ -280,8 +280,8 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
 
 
 class _Track:
-    __slots__ = ("answers", "changes", "history", "last_poll", "polled_at", "reading", "since",
-                 "state", "svc", "window")
+    __slots__ = ("answers", "changes", "eval_key", "eval_result", "history", "last_poll",
+                 "polled_at", "reading", "requests", "since", "state", "svc", "window")
 
     def __init__(self, svc: ServiceSettings, window_seconds: float) -> None:
         self.svc = svc
@@ -294,6 +294,9 @@ class _Track:
         self.last_poll: tuple[str, str, str] = ("pending", "not polled yet", "")
         self.reading: Reading | None = None
         self.answers: tuple[Answer, ...] = ()
+        self.requests: list[tuple[str, httpx.Request]] | None = None   # (url, request)
+        self.eval_key: tuple[Any, ...] = ()
+        self.eval_result: tuple[str, str, str, Reading | None] | None = None
 
 
 def _critical_names(svc: ServiceSettings) -> frozenset[str] | None:
@@ -320,14 +323,18 @@ def _names(checks: Iterable[CheckResult]) -> str:
 
 
 def evaluate(svc: ServiceSettings, health: Answer, probes: Mapping[str, Answer],
-             latency_target_ms: float, cap: int) -> tuple[str, str, str, Reading | None]:
-    """(state, reason, failure kind, reading) for one service's answers."""
+             cap: int) -> tuple[str, str, str, Reading | None]:
+    """(state, reason, failure kind, reading) for one service's answers, from their content
+    (the source adds "slow" on top: latency changes every poll, content mostly does not)."""
     if health.failure:
         return "unreachable", health.message, health.failure, None
     reading = parse_health(health.code or 0, health.content_type, health.body,
                            truncated=health.truncated, cap=cap)
     critical = _critical_names(svc)
-    checks = [replace(c, critical=_is_critical(c.name, critical)) for c in reading.checks]
+    checks = list(reading.checks)
+    if critical is not None:  # CheckResult.critical defaults to True: "all checks are critical"
+        checks = [c if _is_critical(c.name, critical) else
+                  CheckResult(c.name, c.status, c.word, c.detail, False) for c in checks]
     for kind, answer in probes.items():
         label = "liveness" if kind == "live" else "readiness"
         if answer.failure:
@@ -337,7 +344,8 @@ def evaluate(svc: ServiceSettings, health: Answer, probes: Mapping[str, Answer],
                              truncated=answer.truncated, cap=cap)
         status = "fail" if probe.format == "unparseable" else probe.status
         checks.append(CheckResult(kind, status, probe.word, f"{label}: HTTP {answer.code}"))
-    reading = replace(reading, checks=tuple(checks))
+    if probes or critical is not None:
+        reading = replace(reading, checks=tuple(checks))
     failing = [c for c in checks if c.status == "fail"]
     crit_fail = [c for c in failing if c.critical]
     warned = [c for c in checks if c.status in ("warn", "unknown")]
@@ -360,8 +368,6 @@ def evaluate(svc: ServiceSettings, health: Answer, probes: Mapping[str, Answer],
         return "degraded", f"status unknown ({said})", "", reading
     if health.truncated:
         return "degraded", f"answer over {cap} bytes, cut", "", reading
-    if health.latency_ms is not None and health.latency_ms > latency_target_ms:
-        return "degraded", f"slow: {health.latency_ms:.0f} ms > {latency_target_ms:.0f} ms", "", reading
     return "healthy", "", "", reading
 
 
@@ -395,8 +401,7 @@ class HealthSource:
     name = "health"
 
     def __init__(self, settings: Settings, *, journal: EventSink | None = None,
-                 clock: Callable[[], float] = time.time, transport: str = "aiohttp",
-                 client: httpx.AsyncClient | None = None) -> None:
+                 clock: Callable[[], float] = time.time, transport: str = "aiohttp") -> None:
         if transport not in ("aiohttp", "httpx"):
             raise ValueError(f"transport must be 'aiohttp' or 'httpx', not {transport!r}")
         self.settings = settings
@@ -404,8 +409,8 @@ class HealthSource:
         self.clock = clock
         self.transport = transport
         self.interval = settings.console.refresh_interval
-        self._client = client
-        self._own_client = client is None
+        self._client: httpx.AsyncClient | None = None
+        self._transport: httpx.AsyncBaseTransport | None = None
         self._sem: asyncio.Semaphore | None = None
         self._tracks = [_Track(s, settings.health.window_seconds) for s in settings.services]
         self.last_sweep_seconds = 0.0
@@ -417,15 +422,18 @@ class HealthSource:
         keepalive = max(30.0, 3 * self.interval + h.timeout)
         limits = httpx.Limits(max_connections=h.concurrency,
                               max_keepalive_connections=h.concurrency, keepalive_expiry=keepalive)
-        common: dict[str, Any] = {
-            "timeout": httpx.Timeout(h.timeout), "follow_redirects": False,
-            "headers": {"Accept": _ACCEPT, "User-Agent": "deploytui-health"},
-        }
+        transport: httpx.AsyncBaseTransport
         if self.transport == "aiohttp":
             from httpx_aiohttp import AiohttpTransport
 
-            return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), **common)
-        return httpx.AsyncClient(limits=limits, **common)
+            transport = AiohttpTransport(limits=limits)
+        else:
+            transport = httpx.AsyncHTTPTransport(limits=limits)
+        self._transport = transport
+        # trust_env=False: health endpoints are polled directly, never through $HTTP_PROXY.
+        return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(h.timeout),
+                                 follow_redirects=False, trust_env=False,
+                                 headers={"Accept": _ACCEPT, "User-Agent": "deploytui-health"})
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -434,21 +442,34 @@ class HealthSource:
         return self._client
 
     async def aclose(self) -> None:
-        if self._client is not None and self._own_client:
+        if self._client is not None:
             await self._client.aclose()
             self._client = None
+            self._transport = None
+        for track in self._tracks:
+            track.requests = None
 
     # -- polling --------------------------------------------------------------------------
     async def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
         """GET one URL under the concurrency limit and the per-request budget; never raises."""
+        return await self._fetch(self.client.build_request("GET", url, headers=headers), url)
+
+    async def _fetch(self, request: httpx.Request, url: str) -> Answer:
+        # The request goes straight to the client's transport (the documented
+        # ``handle_async_request`` interface): a health poll wants neither httpx's cookie jar
+        # nor its redirect handling, which together cost more CPU than the rest of the poll.
+        # Requests are built once per endpoint and reused (GET, no body, nothing mutates them).
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.settings.health.concurrency)
         cap = self.settings.health.max_body_bytes
+        transport = self._transport
+        assert transport is not None
         async with self._sem:
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(self.settings.health.timeout):
-                    async with self.client.stream("GET", url, headers=headers) as resp:
+                    resp = await transport.handle_async_request(request)
+                    try:
                         parts: list[bytes] = []
                         size = 0
                         truncated = False
@@ -458,10 +479,14 @@ class HealthSource:
                             if size > cap:  # stop reading: the rest is never fetched
                                 truncated = True
                                 break
-                        body = b"".join(parts)[:cap] if truncated else b"".join(parts)
-                        latency = (time.perf_counter() - start) * 1000.0
-                        return Answer(url, resp.status_code, resp.headers.get("content-type", ""),
-                                      body, truncated, latency)
+                    finally:
+                        await resp.aclose()
+                    body = b"".join(parts)
+                    if truncated:
+                        body = body[:cap]
+                    latency = (time.perf_counter() - start) * 1000.0
+                    return Answer(url, resp.status_code, resp.headers.get("content-type", ""),
+                                  body, truncated, latency)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -474,25 +499,40 @@ class HealthSource:
                 return Answer(url, failure=kind, message=message)
 
     async def _poll(self, track: _Track) -> None:
-        svc = track.svc
-        headers = {k: v.reveal() for k, v in svc.headers.items()} or None
-        urls = [("health", svc.health_url)]
-        urls += [(k, u) for k, u in (("live", svc.live_url), ("ready", svc.ready_url)) if u]
-        if len(urls) == 1:
-            answers = [await self.fetch(svc.health_url, headers)]
-        else:
-            answers = list(await asyncio.gather(*(self.fetch(u, headers) for _, u in urls)))
-        self._record(track, answers[0], dict(zip([k for k, _ in urls[1:]], answers[1:], strict=True)))
+        requests = track.requests
+        if requests is None:
+            svc, client = track.svc, self.client
+            headers = {k: v.reveal() for k, v in svc.headers.items()} if svc.headers else None
+            requests = track.requests = [
+                (u, client.build_request("GET", u, headers=headers)) for u in (
+                    svc.health_url, svc.live_url, svc.ready_url) if u]
+        if len(requests) == 1:
+            self._record(track, await self._fetch(requests[0][1], requests[0][0]), {})
+            return
+        answers = await asyncio.gather(*(self._fetch(r, u) for u, r in requests))
+        kinds = [k for k, u in (("live", track.svc.live_url), ("ready", track.svc.ready_url)) if u]
+        self._record(track, answers[0], dict(zip(kinds, answers[1:], strict=True)))
 
     def _record(self, track: _Track, health: Answer, probes: Mapping[str, Answer]) -> None:
         now = self.clock()
         h = self.settings.health
-        try:
-            state, reason, failure, reading = evaluate(
-                track.svc, health, probes, h.latency_target_ms, h.max_body_bytes)
-        except Exception as exc:  # defensive: a parser bug must not stop the sweep
-            log.exception("health: evaluating %s failed", track.svc.key)
-            state, reason, failure, reading = "unhealthy", f"cannot evaluate: {exc}", "", None
+        # The same answers as last time (most services, most polls): reuse the evaluation.
+        key = (health.code, health.content_type, health.body, health.failure,
+               *((a.code, a.failure, a.body) for a in probes.values()))
+        if key == track.eval_key and track.eval_result is not None:
+            state, reason, failure, reading = track.eval_result
+        else:
+            try:
+                state, reason, failure, reading = evaluate(track.svc, health, probes,
+                                                           h.max_body_bytes)
+            except Exception as exc:  # defensive: a parser bug must not stop the sweep
+                log.exception("health: evaluating %s failed", track.svc.key)
+                state, reason, failure, reading = "unhealthy", f"cannot evaluate: {exc}", "", None
+            track.eval_key, track.eval_result = key, (state, reason, failure, reading)
+        if state == "healthy" and health.latency_ms is not None and (
+                health.latency_ms > h.latency_target_ms):
+            state, reason = "degraded", (f"slow: {health.latency_ms:.0f} ms > "
+                                         f"{h.latency_target_ms:.0f} ms")
         answered = health.latency_ms if not health.failure else None
         track.window.add(now, answered, state in ("healthy", "degraded"))
         track.history.append(None if answered is None else round(answered, 1))

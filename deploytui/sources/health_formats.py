@@ -338,7 +338,10 @@ def _details(details: Mapping[str, Any], skip: tuple[str, ...] = ()) -> str:
     for key, value in details.items():
         if key in skip or isinstance(value, dict | list):
             continue
-        shown = "***" if is_secret_key(str(key)) else mask_text(str(value))
+        if is_secret_key(str(key)):
+            shown = "***"
+        else:
+            shown = mask_text(value) if isinstance(value, str) else str(value)
         parts.append(f"{key}={shown}")
     text = " ".join(parts)
     return text if len(text) <= 80 else text[:79] + "…"
@@ -375,6 +378,7 @@ def _excerpt(body: bytes) -> str:
 _SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "token", "secret", "key",
                            "apikey", "authorization", "auth", "credential", "credentials",
                            "cookie", "bearer", "dsn"})
+_HINT = re.compile(r"(?i)://|bearer|basic|token|pass|pwd|secret|key|auth|credential")
 _WORD_SPLIT = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
 _URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<creds>[^/@\s:]+:[^/@\s]+)@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}")
@@ -396,7 +400,7 @@ def is_secret_key(key: str) -> bool:
 
 def mask_text(text: str) -> str:
     """Mask secrets inside free text: ``password=...``, ``Bearer ...``, ``user:pass@`` in URLs."""
-    if not text:
+    if not text or _HINT.search(text) is None:
         return text
     text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}***@", text)
     text = _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
