@@ -183,8 +183,9 @@ def start_alertmanager(workdir: Path, *, binary: str | None = None,
 
 def start_prometheus(workdir: Path, *, targets: Sequence[str] = (), rules: str = "",
                      alertmanager_url: str = "", binary: str | None = None,
-                     timeout: float = 30.0) -> PromProcess:
-    """Prometheus scraping ``targets`` (full URLs, e.g. a fleet's ``/metrics/all``) every 1 s."""
+                     timeout: float = 30.0, scrape_interval: float = 1.0) -> PromProcess:
+    """Prometheus scraping ``targets`` (full URLs, e.g. a fleet's ``/metrics/all``) every
+    ``scrape_interval`` seconds (1 s in tests; the benchmark's 5,000-service page needs more)."""
     binary = binary or require_binary(PROMETHEUS_BIN, "prometheus")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -194,8 +195,9 @@ def start_prometheus(workdir: Path, *, targets: Sequence[str] = (), rules: str =
         parts = urlsplit(target)
         scrape_configs.append({
             "job_name": f"target-{i}", "honor_labels": True, "scheme": parts.scheme or "http",
-            "metrics_path": parts.path or "/metrics", "scrape_interval": "1s",
-            "scrape_timeout": "1s", "static_configs": [{"targets": [parts.netloc]}],
+            "metrics_path": parts.path or "/metrics", "scrape_interval": f"{scrape_interval:g}s",
+            "scrape_timeout": f"{scrape_interval:g}s",
+            "static_configs": [{"targets": [parts.netloc]}],
         })
     config: dict[str, Any] = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
@@ -235,8 +237,9 @@ class PromStack:
     """Alertmanager + Prometheus (alerting to it), with their own temp dir."""
 
     def __init__(self, *, targets: Sequence[str] = (), rules: str = TEST_RULES,
-                 with_prometheus: bool = True) -> None:
+                 with_prometheus: bool = True, scrape_interval: float = 1.0) -> None:
         self.targets = list(targets)
+        self.scrape_interval = scrape_interval
         self.rules = rules
         self.with_prometheus = with_prometheus
         self.workdir = Path()
@@ -250,7 +253,8 @@ class PromStack:
             if self.with_prometheus:
                 self.prometheus = start_prometheus(self.workdir / "prometheus",
                                                    targets=self.targets, rules=self.rules,
-                                                   alertmanager_url=self.alertmanager.url)
+                                                   alertmanager_url=self.alertmanager.url,
+                                                   scrape_interval=self.scrape_interval)
         except BaseException:
             self.stop()
             raise

@@ -22,6 +22,7 @@ import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -228,8 +229,9 @@ class PrometheusMetrics:
         names = list(self.queries)
         results = await asyncio.gather(
             *(asyncio.to_thread(self._query, self.queries[n]) for n in names))
-        return self.build(dict(zip(names, results, strict=True)),
-                          duration_s=time.perf_counter() - started)
+        # Building 5,000 services' figures takes ~0.1 s: off the event loop (the UI's).
+        snap = await asyncio.to_thread(self.build, dict(zip(names, results, strict=True)))
+        return replace(snap, duration_s=time.perf_counter() - started)
 
     def fetch_blocking(self) -> MetricsSnapshot:
         started = time.perf_counter()
