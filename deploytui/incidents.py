@@ -77,6 +77,7 @@ class IncidentManager:
         self.clock = clock
         self.notifier = notifier
         self.operator = operator
+        self.extras: dict[str, Any] = {}        # runtime.extras: a notifier set up later
         self._lock = threading.RLock()
         self._bad: dict[str, str] = {}          # service -> its failing state
         self._firing: dict[str, str] = {}       # critical alert key -> service
@@ -96,6 +97,13 @@ class IncidentManager:
 
     def add_audit(self, record: AuditRecord) -> None:
         self.store.add_audit(record)
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the store's (queries, the notification queue, rollout durations),
+        so ``runtime.journal`` offers the Store API whether or not incidents are attached."""
+        if name.startswith("_") or "store" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.store, name)
 
     def add_event(self, event: TimelineEvent) -> None:
         """Record ``event`` and react to it. Never raises (the UI and sources call it)."""
@@ -215,10 +223,11 @@ class IncidentManager:
             before=before or {}, after=after or {}))
 
     def _notify(self, event: str, incident: Incident, **extra: Any) -> None:
-        if self.notifier is None:
+        notifier = self.notifier or self.extras.get("notifier")
+        if notifier is None:
             return
         try:
-            self.notifier.notify(event, {
+            notifier.notify(event, {
                 "incident_id": incident.id, "severity": incident.severity,
                 "title": incident.title, "services": list(incident.services), **extra})
         except Exception:  # a notification problem must not stop incident bookkeeping
@@ -410,8 +419,8 @@ def attach_incidents(runtime: Any, *, start: bool = True,
         for record in list(getattr(journal, "audit", [])):
             store.add_audit(record)
         fallback = getattr(journal, "error", None) or "the store is not available"
-    manager = IncidentManager(store, runtime.settings, clock,
-                              notifier=runtime.extras.get("notifier"), operator=runtime.operator)
+    manager = IncidentManager(store, runtime.settings, clock, operator=runtime.operator)
+    manager.extras = runtime.extras  # finds runtime.extras["notifier"] whenever it is set
     manager.fallback_error = fallback
     runtime.extras["incidents"] = manager
     runtime.extras["store"] = store

@@ -195,8 +195,17 @@ def test_attach_incidents_wires_runtime_and_door(tmp_path: Path) -> None:
     mgr = attach_incidents(rt, start=False)
     assert rt.journal is mgr and rt.door.timeline is mgr and rt.door.audit is mgr
     assert rt.extras["incidents"] is mgr and attach_incidents(rt) is mgr
+    notes = Recorder()
+    rt.extras["notifier"] = notes  # set up after the incidents: still used
     rt.journal.add_event(health("prod/cart", "unreachable", T0))
+    assert [n[0] for n in notes.sent] == ["incident_opened"]
+    assert notes.sent[0][1]["services"] == ["prod/cart"]
     assert mgr.current() is not None and mgr.error is None
+    # the journal still offers the store's API (notify.py queues through it)
+    nid = rt.journal.enqueue_notification("incident_opened", "ops-slack", {"text": "x"}, now=T0)
+    assert [n.id for n in rt.journal.due_notifications(now=T0)] == [nid]
+    with pytest.raises(AttributeError):
+        rt.journal._no_such_private  # noqa: B018
 
 
 def test_attach_incidents_over_memory_journal_keeps_working() -> None:
