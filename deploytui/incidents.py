@@ -56,11 +56,12 @@ def _health_to(event: TimelineEvent) -> str:
 
 
 def _alert_key(event: TimelineEvent) -> str:
+    """Which alert: name and service (alert_resolved carries no fingerprint), else fingerprint."""
     d = event.details
-    if d.get("fingerprint"):
-        return str(d["fingerprint"])
     if d.get("alertname"):
         return f"{d['alertname']}:{event.service}"
+    if d.get("fingerprint"):
+        return str(d["fingerprint"])
     return f"{event.service}:{event.summary}"
 
 

@@ -150,7 +150,8 @@ def _error_rates(data: Mapping[str, Any]) -> Iterable[float]:
         n = _number(data.get(key))
         if n is not None:
             yield n
-    if str(data.get("metric", data.get("criterion", ""))).startswith("error_rate"):
+    metric = str(data.get("metric") or data.get("criterion") or data.get("alertname") or "")
+    if metric.lower().replace("_", "").replace("high", "").startswith("errorrate"):
         n = _number(data.get("value"))
         if n is not None:
             yield n

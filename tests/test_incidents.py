@@ -122,6 +122,11 @@ def test_critical_alert_opens_warning_does_not(store: Store) -> None:
                                 details={"alertname": "ErrorBudget", "fingerprint": "abc"}))
     inc = mgr.current()
     assert inc is not None and inc.title == "critical alert ErrorBudget on prod/cart"
+    # resolved as the alerts source reports it (alertname, no fingerprint): the clock starts
+    mgr.add_event(TimelineEvent(kind="alert_resolved", summary="ErrorBudget resolved",
+                                ts=T0 + 60, service="prod/cart", details={"alertname": "ErrorBudget"}))
+    closed = mgr.tick(now=T0 + 60 + 15 * 60)
+    assert closed is not None and closed.id == inc.id
 
 
 def test_automatic_opening_can_be_switched_off(store: Store) -> None:

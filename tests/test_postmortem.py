@@ -208,6 +208,12 @@ def test_window_report_and_baseline(tmp_path: Path) -> None:
         store.add_event(health("prod/cart", "healthy", "13:15", frm="unhealthy"))
         store.add_event(TimelineEvent(kind="guard", summary="guard evaluation", ts=at("13:05"),
                                       details={"metric": "error_rate", "value": "7.5%"}))
+        store.add_event(TimelineEvent(kind="alert_firing", summary="HighErrorRate firing",
+                                      ts=at("13:06"), severity="warning",
+                                      details={"alertname": "HighErrorRate", "value": 6.0}))
+        store.add_event(TimelineEvent(kind="alert_firing", summary="HighLatencyP95 firing",
+                                      ts=at("13:07"), severity="warning",
+                                      details={"alertname": "HighLatencyP95", "value": 9.0}))
         path = generate_postmortem(store, s, since=at("13:00"), until=at("14:00"), now=at("15:00"))
     assert path.name == "2026-11-23-window-1300-1400.md"
     sec = sections(MarkdownIt("commonmark").parse(path.read_text()))
