@@ -190,3 +190,40 @@ def test_denied_permissions_are_forbidden_like_rbac(kube_sim: KubeSim, kube_clie
     assert review.status.allowed is False
     kube_sim.set_permission("patch", "deployments", allowed=True, namespace="prod")
     apps.patch_namespaced_deployment("web", "prod", {"metadata": {"labels": {"x": "y"}}})
+
+
+def test_openapi_is_absent_and_send_initial_events_ends_with_a_bookmark(kube_sim: KubeSim) -> None:
+    for path in ("/openapi/v2", "/openapi/v3"):
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{kube_sim.url}{path}", timeout=5)
+        assert missing.value.code == 404
+    kube_sim.add_deployment("default", "web", image="web:1", replicas=1)
+    url = (
+        f"{kube_sim.url}/apis/apps/v1/namespaces/default/deployments?watch=true&sendInitialEvents=true"
+        "&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=5"
+    )
+    with urllib.request.urlopen(url, timeout=10) as response:
+        first = json.loads(response.readline())
+        second = json.loads(response.readline())
+    assert (first["type"], first["object"]["metadata"]["name"]) == ("ADDED", "web")
+    assert second["type"] == "BOOKMARK"
+    assert second["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_the_injected_clock_drives_timestamps_and_deadlines() -> None:
+    now = [1_700_000_000.0]
+    with KubeSimThread(controller_interval=0.02, clock=lambda: now[0]) as sim:
+        sim.set_image_behavior("web:bad", crashloop=True, ready_seconds=1)
+        sim.add_deployment("default", "web", image="web:1", replicas=2)  # default deadline: 600 s
+        created = sim.get_object("Deployment", "default", "web")
+        assert created is not None and created["metadata"]["creationTimestamp"] == "2023-11-14T22:13:20Z"
+        sim.set_image("default", "web", "web:bad")
+        sim.call(sim.controller.tick)
+        sim.call(sim.controller.tick)
+        assert not sim.deployment_view("default", "web").deadline_exceeded
+        now[0] += 601
+        sim.call(sim.controller.tick)
+        sim.call(sim.controller.tick)
+        assert sim.deployment_view("default", "web").deadline_exceeded
+        pods = [p for p in sim.list_objects("Pod") if p["spec"]["containers"][0]["image"] == "web:bad"]
+        assert pods and pods[0]["status"]["containerStatuses"][0]["restartCount"] >= 100  # every 2 s for 600 s

@@ -199,3 +199,15 @@ def test_recreate_strategy_stops_old_pods_first(kube_sim: KubeSim, kube_client: 
             w.stop()
     assert not mixed, "Recreate must never run old and new pods together"
     assert set(alive.values()) == {"db:2"}
+
+
+def test_unsettled_deployment_is_rolled_out_by_the_controller(kube_sim: KubeSim, wait_for: Any) -> None:
+    created = kube_sim.add_deployment("default", "web", image="web:1", replicas=3, settled=False, change_cause="first")
+    assert created["status"] == {} and kube_sim.list_objects("ReplicaSet") == []
+    wait_for(lambda: kube_sim.deployment_view("default", "web").complete, what="first rollout")
+    (rs,) = kube_sim.list_objects("ReplicaSet")
+    assert rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert rs["metadata"]["annotations"]["kubernetes.io/change-cause"] == "first"
+    assert rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "3"
+    messages = [e["message"] for e in kube_sim.list_objects("Event") if e["reason"] == "ScalingReplicaSet"]
+    assert messages == [f"Scaled up replica set {rs['metadata']['name']} to 3"]

@@ -49,7 +49,10 @@ class Watcher:
         if threading.get_ident() == self.thread_id:
             self.queue.put_nowait(event)
         elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+            try:
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+            except RuntimeError:  # the loop closed meanwhile: the watch is gone anyway
+                pass
 
 
 def _owner_uids(obj: dict[str, Any]) -> list[str]:
