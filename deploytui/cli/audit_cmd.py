@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="only records since T: ISO time or a duration meaning 'ago' (24h)")
     p.add_argument("--until", metavar="T", help="only records until T")
     p.add_argument("--format", choices=("jsonl", "table"), default="table")
-    p.add_argument("-c", "--config", dest="sub_config", help="config file")
+    p.add_argument("-c", "--config", dest="sub_config", metavar="FILE", help="config file")
     p.set_defaults(func=run)
 
 

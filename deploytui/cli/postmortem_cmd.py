@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--until", metavar="T", help="window end (default: now)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="file to write (default: [postmortem] output_dir / date-and-id name)")
-    p.add_argument("-c", "--config", dest="sub_config", help="config file")
+    p.add_argument("-c", "--config", dest="sub_config", metavar="FILE", help="config file")
     p.set_defaults(func=run)
 
 
