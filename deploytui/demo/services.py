@@ -191,6 +191,7 @@ class ServiceState:
         self.knobs = Knobs()
         self.kube: KubeEffect | None = None
         self.drift_ms = 0.0  # scenario-owned latency drift, on top of the knobs
+        self._p95: tuple[Any, float] | None = None
         self.base_traffic_ms = rng.uniform(20.0, 90.0)
         self.base_rate = rng.uniform(5.0, 40.0)
         self.base_memory_mb = rng.uniform(120.0, 340.0)
@@ -242,8 +243,15 @@ class ServiceState:
         return comps
 
     def p95_seconds(self) -> float:
-        """The 95th percentile of the traffic latency mixture (bisection on its CDF)."""
-        comps = self._components()
+        """The 95th percentile of the traffic latency mixture (cached until the state changes)."""
+        key = (self.knobs, self.kube, self.drift_ms)
+        if self._p95 is None or self._p95[0] != key:
+            self._p95 = (key, self._p95_of(self._components()))
+        return self._p95[1]
+
+    @staticmethod
+    def _p95_of(comps: list[tuple[float, float, float]]) -> float:
+        """Bisection on the mixture's CDF."""
         lo, hi = 1e-4, 120.0
         for _ in range(60):
             mid = math.sqrt(lo * hi)
