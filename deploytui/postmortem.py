@@ -32,6 +32,8 @@ from deploytui.model import AuditRecord, TimelineEvent
 from deploytui.store import Incident, Store, known_secrets, scrub
 
 __all__ = [
+    "LEAD_IN_KINDS",
+    "LEAD_IN_SECONDS",
     "Impact",
     "PostmortemWindow",
     "compute_impact",
@@ -229,11 +231,21 @@ def _first(items: Iterable[float]) -> float | None:
     return min(items, default=None)
 
 
+#: changes in this long before an incident opened are shown as its lead-in (what changed?)
+LEAD_IN_SECONDS = 30 * 60
+LEAD_IN_KINDS = ("rollout_started", "rollout_completed", "rollout_failed", "rollout_stalled",
+                 "action", "guard")
+
+
 def render_postmortem(*, events: Sequence[TimelineEvent], audit: Sequence[AuditRecord],
                       window: PostmortemWindow, settings: Settings,
                       baseline: Mapping[str, str] | None = None,
+                      lead_in: Sequence[TimelineEvent] = (),
                       generated_at: float | None = None) -> str:
-    """The post-mortem markdown (secrets masked). Pure: no store, no clock unless defaulted."""
+    """The post-mortem markdown (secrets masked). Pure: no store, no clock unless defaulted.
+
+    ``lead_in``: changes shortly before the window (rollouts, actions), listed first in the
+    timeline and marked "before"; they do not count in the impact."""
     generated_at = time.time() if generated_at is None else generated_at
     incident = window.incident
     events = sorted((e for e in events if window.start <= e.ts <= window.end), key=lambda e: e.ts)
@@ -274,6 +286,11 @@ def render_postmortem(*, events: Sequence[TimelineEvent], audit: Sequence[AuditR
 
     add("## Timeline")
     add("")
+    lead = sorted((e for e in lead_in if e.ts < window.start), key=lambda e: e.ts)
+    multi_day = multi_day or (bool(lead) and _utc(lead[0].ts).date() != _utc(window.end).date())
+    for e in lead:
+        where = f"{_md(e.service)}: " if e.service and e.service not in e.summary else ""
+        add(f"- {_clock(e.ts, multi_day)} — {where}{_md(e.summary)} (before the incident)")
     if events:
         for e in events:
             who = f" (by {_md(e.actor)})" if e.actor and e.actor != "deploytui" else ""
@@ -464,13 +481,17 @@ def generate_postmortem(store: Store, settings: Settings, *, incident_id: int | 
     path. Raises ValueError for an unknown incident or an empty window."""
     now = time.time() if now is None else now
     window = resolve_window(store, incident_id=incident_id, since=since, until=until, now=now)
+    lead_in: list[TimelineEvent] = []
     if window.incident is not None:
         events = store.events(incident_id=window.incident.id)
         events = [e for e in events if e.ts <= window.end]
+        lead_in = store.events(since=window.start - LEAD_IN_SECONDS, until=window.start,
+                               kinds=LEAD_IN_KINDS)
     else:
         events = store.events(since=window.start, until=window.end)
     audit = store.audit(since=window.start, until=window.end)
     text = render_postmortem(events=events, audit=audit, window=window, settings=settings,
-                             baseline=_baseline(store, window.start), generated_at=now)
+                             baseline=_baseline(store, window.start), lead_in=lead_in,
+                             generated_at=now)
     path = output if output is not None else settings.postmortem_dir / postmortem_filename(window)
     return write_postmortem(text, path)

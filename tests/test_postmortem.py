@@ -154,13 +154,14 @@ def test_postmortem_from_scripted_incident(tmp_path: Path) -> None:
 
     rows = sec["Timeline"]
     times = [r.split(" — ")[0] for r in rows]
-    assert times == sorted(times) and times[0] == "13:00" and times[-1] == "13:30"
-    assert rows[0] == "13:00 — prod/checkout: healthy -> unhealthy"
-    assert rows[1].startswith("13:00 — Incident #1 opened (P2)")
+    assert times == sorted(times) and times[0] == "12:55" and times[-1] == "13:30"
+    # the change that preceded it, marked as such (not counted in the impact)
+    assert rows[0] == "12:55 — shop/checkout revision 7 started (before the incident)"
+    assert rows[1] == "13:00 — prod/checkout: healthy -> unhealthy"
+    assert rows[2].startswith("13:00 — Incident #1 opened (P2)")
     assert "13:01 — Incident #1 severity P2 -> P1 (by alice@host)" in rows
     assert "13:05 — shop/checkout rollout stalled" in rows
     assert not any("unrelated later note" in r for r in rows)
-    assert not any("12:55" in r for r in rows)  # before the incident opened
 
     impact = sec["Impact"]
     assert impact[0] == ("prod/cart: unreachable or unhealthy for 5 min; availability 83.33 % "

@@ -86,7 +86,7 @@ async def test_timeline_shows_recent_events_then_the_incident(tmp_path: Path) ->
         await pilot.pause()
         assert _header(screen).startswith("Incident #1 · P2 · open")
         kinds = [r[1] for r in _rows(screen)]
-        assert kinds == ["health_changed", "incident"]
+        assert kinds == ["note", "health_changed", "incident"]  # 10 min before it, then it
         assert manager.current() is not None
 
         await pilot.press("escape")

@@ -3,7 +3,8 @@
 Entry points for the console (``deploytui/ui/flows.py`` calls them with the active screen and
 the selected :class:`~deploytui.model.Target`; any screen with ``.runtime`` will do):
 
-* :class:`TimelineScreen` ``(runtime)`` — the open incident's events, or the last
+* :class:`TimelineScreen` ``(runtime)`` — the open incident's events (from half an hour before
+  it opened), or the last
   :data:`RECENT_HOURS` hours when none is open; keys ``n`` note, ``i`` open incident,
   ``s`` severity, ``c`` close, ``m`` post-mortem, ``esc`` back.
 * :func:`open_incident_flow` — no incident open: ask a title and severity and open one;
@@ -33,6 +34,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 from deploytui.errors import ActionRefused, DeploytuiError
 from deploytui.incidents import SEVERITIES, IncidentManager, attach_incidents
 from deploytui.model import Target, TimelineEvent
+from deploytui.postmortem import LEAD_IN_SECONDS
 
 __all__ = [
     "RECENT_HOURS",
@@ -444,8 +446,8 @@ class TimelineScreen(Screen[None]):
         """Reload from the store; redraw only when something changed."""
         incident = self.manager.current()
         store = self.manager.store
-        if incident is not None:
-            events = store.events(incident_id=incident.id, limit=_MAX_ROWS)
+        if incident is not None:  # with what changed just before it opened
+            events = store.events(since=incident.opened_at - LEAD_IN_SECONDS, limit=_MAX_ROWS)
             header = (f"Incident #{incident.id} · {incident.severity} · open "
                       f"{incident.duration() / 60:.0f} min · "
                       f"{', '.join(incident.services) or 'no services yet'}"
