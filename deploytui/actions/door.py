@@ -29,6 +29,7 @@ from deploytui.model import (
 
 __all__ = [
     "MUTATING_ACTIONS",
+    "ROLLBACK_ACTIONS",
     "Action",
     "ActionContext",
     "ActionDoor",
@@ -57,6 +58,10 @@ MUTATING_ACTIONS: frozenset[str] = frozenset({
     "postmortem",
     "toggle_read_only",
 })
+
+
+#: Actions whose run sends rollback_initiated / rollback_completed / rollout_failed.
+ROLLBACK_ACTIONS: frozenset[str] = frozenset({"rollback", "guard_rollback"})
 
 
 @dataclass(frozen=True)
@@ -168,24 +173,25 @@ class ActionDoor:
             self._running.add(key)
         try:
             with self._lock(plan) as renew:
+                self._notify_start(action.id, plan, cid)   # lock held: it is really starting
                 result = action.execute(plan, ActionContext(self.operator, cid, renew))
         except ActionRefused as exc:
             self._record(action.id, plan, "refused", str(exc), cid, started, {})
             return ActionResult(False, str(exc), cid)
         except ActionFailed as exc:
-            self._record(action.id, plan, "failed", str(exc), cid, started, {})
+            self._record(action.id, plan, "failed", str(exc), cid, started, {}, action)
             return ActionResult(False, str(exc), cid)
         except Exception as exc:  # an unexpected bug must still be audited and reported
             log.exception("action %s failed", action.id)
             message = f"{plan.title} failed: {exc.__class__.__name__}: {exc}"
-            self._record(action.id, plan, "failed", message, cid, started, {})
+            self._record(action.id, plan, "failed", message, cid, started, {}, action)
             return ActionResult(False, message, cid)
         finally:
             with self._guard:
                 self._running.discard(key)
         result = ActionResult(result.ok, result.message, cid, result.after)
         self._record(action.id, plan, "ok" if result.ok else "failed", result.message, cid, started,
-                     result.after)
+                     result.after, action)
         return result
 
     @contextlib.contextmanager
@@ -197,7 +203,8 @@ class ActionDoor:
             yield renew
 
     def _record(self, action_id: str, plan: ActionPlan | None, status: str, message: str,
-                cid: str, started: float, after: Mapping[str, Any]) -> None:
+                cid: str, started: float, after: Mapping[str, Any],
+                action: Action | None = None) -> None:
         now = self.clock()
         target = plan.target if plan else ""
         if self.audit is not None:
@@ -218,8 +225,43 @@ class ActionDoor:
                 details={"action": action_id, "status": status,
                          "changes": list(plan.changes) if plan else []},
             ))
-        if self.notifier is not None and status in ("ok", "failed") and action_id == "rollback":
+        if action is not None:   # only an attempted execution notifies its outcome
+            self._notify_end(action_id, plan, status, message, cid,
+                             own=getattr(action, "notifier", None) is not None)
+
+    # --- notifications (rollback_initiated before execute, rollback_completed / rollout_failed
+    # after; acknowledged for an ack whose action did not notify itself) ------------------------
+
+    def _payload(self, plan: ActionPlan, cid: str, **extra: Any) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "target": plan.target, "service": plan.service, "env": plan.env,
+            "operator": self.operator, "correlation_id": cid, "title": plan.title}
+        if plan.params.get("from_revision") is not None:
+            payload["from_revision"] = plan.params.get("from_revision")
+        if plan.params.get("target_revision") is not None:
+            payload["to_revision"] = plan.params.get("target_revision")
+        payload.update(extra)
+        return payload
+
+    def _send(self, event: str, payload: Mapping[str, Any]) -> None:
+        if self.notifier is None:
+            return
+        try:
+            self.notifier.notify(event, payload)
+        except Exception:  # a notification problem never changes an action's outcome
+            log.exception("notifying %s failed", event)
+
+    def _notify_start(self, action_id: str, plan: ActionPlan, cid: str) -> None:
+        if action_id in ROLLBACK_ACTIONS:
+            self._send("rollback_initiated", self._payload(
+                plan, cid, message=f"{plan.title}: " + "; ".join(plan.changes)))
+
+    def _notify_end(self, action_id: str, plan: ActionPlan | None, status: str, message: str,
+                    cid: str, *, own: bool = False) -> None:
+        if plan is None or status not in ("ok", "failed"):
+            return
+        if action_id in ROLLBACK_ACTIONS:
             event = "rollback_completed" if status == "ok" else "rollout_failed"
-            self.notifier.notify(event, {"target": target, "operator": self.operator,
-                                         "message": message, "correlation_id": cid,
-                                         "env": plan.env if plan else ""})
+            self._send(event, self._payload(plan, cid, message=message, status=status))
+        elif action_id == "ack" and status == "ok" and not own:  # AckAction may notify itself
+            self._send("acknowledged", self._payload(plan, cid, message=message))
