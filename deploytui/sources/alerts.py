@@ -741,8 +741,9 @@ def make_source(runtime: Any) -> AlertsSource | None:
                         rule_acks=rule_ack_store(runtime), journal=runtime.journal)
 
 
+#: Columns of the text table; JSON rows also carry ``summary`` and ``fingerprint``.
 SECTION_COLUMNS: tuple[str, ...] = ("severity", "alertname", "service", "env", "age", "state",
-                                    "acked_by", "escalation", "value", "summary", "fingerprint")
+                                    "acked_by", "escalation", "value")
 
 
 def section_from(snap: AlertsSnapshot, now: float | None = None) -> Section:
@@ -779,12 +780,15 @@ def section_from(snap: AlertsSnapshot, now: float | None = None) -> Section:
 
 async def snapshot_section(settings: Settings) -> Section:
     """One poll for ``deploytui snapshot``. The direct scrape reads twice, one second apart,
-    because rates need two samples."""
+    because rates need two samples; threshold rules apply without their ``for`` duration."""
     metrics = make_metrics(settings)
     am = AlertmanagerClient(settings.alertmanager) if settings.alertmanager.url else None
     if metrics is None and am is None:
         return Section(name="alerts", configured=False)
-    source = AlertsSource(settings, metrics=metrics, alertmanager=am)
+    # One poll cannot see a level hold for ``for_seconds``: the snapshot shows the levels the
+    # figures are at now (hysteresis and ``for`` need a running console).
+    engine = RuleEngine.from_settings(replace(settings.rules, for_seconds=0.0))
+    source = AlertsSource(settings, metrics=metrics, alertmanager=am, engine=engine)
     try:
         if metrics is not None and metrics.name == "scrape":
             await metrics.fetch()

@@ -133,3 +133,20 @@ def test_exposition_reader_and_histogram_quantile() -> None:
     assert histogram_quantile(0.99, [(0.1, 1.0), (math.inf, 10.0)]) == 0.1
     assert math.isnan(histogram_quantile(0.95, [(0.1, 0.0), (math.inf, 0.0)]))
     assert math.isnan(histogram_quantile(0.95, []))
+
+
+def test_snapshot_section_in_scrape_mode_shows_rule_alerts_now(fleet: Fleet) -> None:
+    from deploytui.sources.alerts import snapshot_section
+
+    fleet.steer("payments", "prod", error_rate=0.5)
+    try:
+        settings = load_config(fleet.config_path)
+        assert settings.rules.for_seconds > 0  # the one-shot applies levels without `for`
+        section = asyncio.run(snapshot_section(settings))
+    finally:
+        fleet.steer("payments", "prod", error_rate=0.002)
+    assert section.configured and section.error is None and not section.ok
+    row = next(r for r in section.rows if r["service"] == "payments")
+    assert row["alertname"] == "HighErrorRate" and row["severity"] == "critical"
+    assert row["value"] > 10 and row["fingerprint"].startswith("rule:")
+    assert section.summary["metrics"] == "scrape"
