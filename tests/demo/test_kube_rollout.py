@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes import client, watch
+from kubernetes import client, config, watch
 
-from deploytui.demo.kube import KubeSim
+from deploytui.demo.kube import KubeSim, KubeSimThread
 
 
 def _observe_rollout(kube_client: Any, old_name: str, rv: str, done: Any) -> list[tuple[int, int]]:
@@ -27,22 +27,33 @@ def _observe_rollout(kube_client: Any, old_name: str, rv: str, done: Any) -> lis
     return states
 
 
-def test_rolling_update_steps_by_surge_and_unavailable(kube_sim: KubeSim, kube_client: Any) -> None:
-    kube_sim.set_image_behavior("web:2", ready_seconds=0.5)
-    kube_sim.add_deployment("default", "web", image="web:1", replicas=4, max_surge=1, max_unavailable=1)
-    (old,) = kube_sim.list_objects("ReplicaSet", "default")
-    rv = client.AppsV1Api(kube_client).list_namespaced_replica_set("default").metadata.resource_version
-    kube_sim.set_image("default", "web", "web:2")
+def test_rolling_update_steps_by_surge_and_unavailable(tmp_path: Any) -> None:
+    # Deterministic: a manual clock, and the test runs each controller pass itself (50 ms of
+    # simulated time per pass); the steps are then read back through a watch.
+    now = [1_700_000_000.0]
+    with KubeSimThread(controller_interval=3600, clock=lambda: now[0]) as sim:
+        sim.set_image_behavior("web:2", ready_seconds=0.5)
+        sim.add_deployment("default", "web", image="web:1", replicas=4, max_surge=1, max_unavailable=1)
+        (old,) = sim.list_objects("ReplicaSet", "default")
+        api_client = config.new_client_from_config(config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")))
+        rv = client.AppsV1Api(api_client).list_namespaced_replica_set("default").metadata.resource_version
+        sim.set_image("default", "web", "web:2")
+        for _ in range(200):
+            now[0] += 0.05
+            sim.call(sim.controller.tick)
+            if sim.deployment_view("default", "web").complete:
+                break
 
-    def done(state: tuple[int, int], rs: Any) -> bool:
-        return state == (0, 4) and rs.metadata.name != old["metadata"]["name"] and (rs.status.available_replicas or 0) == 4
+        def done(state: tuple[int, int], rs: Any) -> bool:
+            return state == (0, 4) and rs.metadata.name != old["metadata"]["name"] and (rs.status.available_replicas or 0) == 4
 
-    states = _observe_rollout(kube_client, old["metadata"]["name"], rv, done)
-    # maxSurge 1: never more than 5 pods wanted; maxUnavailable 1: old pods go one at a time,
-    # each time a new pod becomes available.
-    assert states == [(4, 0), (4, 1), (3, 1), (3, 2), (2, 2), (2, 3), (1, 3), (1, 4), (0, 4)]
-    view = kube_sim.deployment_view("default", "web")
-    assert view.complete and view.revision == 2 and view.images == (("web:2", 4),)
+        states = _observe_rollout(api_client, old["metadata"]["name"], rv, done)
+        api_client.close()
+        # maxSurge 1: never more than 5 pods wanted; maxUnavailable 1: old pods go one at a
+        # time, each time a new pod becomes available.
+        assert states == [(4, 0), (4, 1), (3, 1), (3, 2), (2, 2), (2, 3), (1, 3), (1, 4), (0, 4)]
+        view = sim.deployment_view("default", "web")
+        assert view.complete and view.revision == 2 and view.images == (("web:2", 4),)
 
 
 def test_percentages_round_like_kubernetes(kube_sim: KubeSim, kube_client: Any, wait_for: Any) -> None:
