@@ -177,7 +177,10 @@ def test_bad_rollout_without_kubernetes(tmp_path: Path) -> None:
                  "the emulated rollout to raise the error rate")
         errors, _ = error_share(fleet, checkout.metrics_url, pause=0.5)
         assert errors > 0.1
-        fleet.set_kube_effect("checkout", "prod", None)
+        wait_for(lambda: (sim_state(fleet, "prod", "checkout")["kube"] or {}).get(
+            "bad_fraction") == 1.0, "the emulated rollout to finish")
+        assert httpx.get(checkout.health_url, timeout=5).json()["version"] == "1.5.0"
+        fleet.set_kube_effect("checkout", "prod", None)  # what a rollback would do
         assert sim_state(fleet, "prod", "checkout")["effective"]["status"] == "healthy"
 
 
