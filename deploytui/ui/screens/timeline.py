@@ -42,10 +42,12 @@ __all__ = [
     "NoteScreen",
     "SeverityScreen",
     "TimelineScreen",
+    "close_flow",
     "incident_manager",
     "note_flow",
     "open_incident_flow",
     "postmortem_flow",
+    "severity_flow",
 ]
 
 #: with no open incident, the timeline shows this many hours
