@@ -172,6 +172,26 @@ class KubeSource:
             for w in self.watchers:
                 w.stop()
 
+    # hooks the console's flows use (deploytui.ui.flows) -------------------------------------
+
+    def find_deployment(self, name: str, env: str = "") -> str | None:
+        """The deployment of service ``name`` (in ``env``): mapped by config or labels, else one
+        named like it (in a namespace named like the env, when there are several)."""
+        snap = self.latest
+        if snap is None:
+            return None
+        mapped = [r for r in snap.rollouts if r.service == f"{env}/{name}"] if env else []
+        if mapped:
+            return mapped[0].key
+        named = [r for r in snap.rollouts if r.name == name]
+        if not named:
+            return None
+        return next((r.key for r in named if r.namespace == env), named[0].key)
+
+    def desired_replicas(self, deployment: str) -> int | None:
+        found = self.latest.find(deployment) if self.latest is not None else None
+        return found.desired if found is not None else None
+
     def stats(self) -> dict[str, dict[str, int]]:
         """Per watch: how many (re-)lists and watch connections it made."""
         return {w.name: {"relists": w.relists, "connects": w.reconnects} for w in self.watchers}

@@ -1,0 +1,252 @@
+"""The Rollouts pane: every watched Deployment, worst first, with its rollout state.
+
+Columns: state (glyph *and* word), namespace/name, revision, version, a bar of
+updated / ready / available against desired, time since the rollout began, and the ETA from
+this deployment's past rollouts ("no history" when there is none). ``/`` filters (name,
+namespace, service, phase, image), ``enter`` opens the revision history and recent Events
+(:class:`~deploytui.ui.screens.rollout_detail.RolloutDetailScreen`), where a revision can be
+picked to roll back to. ``u`` / ``s`` / ``R`` are console keys acting on the selected row.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+from deploytui.model import Target
+from deploytui.sources.rollout_model import Rollout, RolloutSnapshot, format_duration
+from deploytui.ui.panes.base import Pane
+from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
+
+__all__ = ["COLUMNS", "PHASE_GLYPH", "RolloutsPane", "age_text", "progress_cell"]
+
+COLUMNS = (
+    Column("state", "STATE", 13),
+    Column("deployment", "DEPLOYMENT", 0, 12),
+    Column("revision", "REV", 4, align="right"),
+    Column("version", "VERSION", 0, 8),
+    Column("progress", "UPDATED/READY/AVAILABLE", 24),
+    Column("age", "AGE", 7, align="right"),
+    Column("eta", "ETA", 0, 10),
+)
+
+PHASE_GLYPH = {"failed": "✗", "stalled": "⚠", "progressing": "↻", "paused": "⏸", "complete": "✓"}
+PHASE_COLOR = {"failed": "error", "stalled": "warning", "progressing": "primary",
+               "paused": "secondary", "complete": "success"}
+BAR = 10
+
+
+def progress_cell(r: Rollout) -> str:
+    """``█████▓▒░░░ 4/3/3 of 6``: █ available, ▓ ready not yet available, ▒ updated not
+    ready, ░ still to update (each cell 1/10 of the desired replicas); then the numbers."""
+    desired = max(r.desired, 1)
+
+    def cells(n: int) -> int:
+        return min(BAR, round(BAR * max(0, n) / desired))
+
+    available = cells(r.available)
+    ready = max(0, cells(max(r.ready, r.available)) - available)
+    updated = max(0, cells(max(r.updated, r.ready, r.available)) - available - ready)
+    rest = BAR - available - ready - updated
+    bar = "█" * available + "▓" * ready + "▒" * updated + "░" * rest
+    return f"{bar} {r.updated}/{r.ready}/{r.available} of {r.desired}"
+
+
+def age_text(r: Rollout, now: float) -> str:
+    """Since the rollout began while it runs (seconds matter); since it ended, coarsely, after."""
+    if r.started_at is None:
+        return ""
+    if r.phase != "complete":
+        return format_duration(now - r.started_at)
+    since = now - (r.completed_at or r.started_at)
+    if since < 120:
+        return format_duration(since)
+    minutes = int(since // 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours = minutes // 60
+    return f"{hours}h{minutes % 60:02d}m" if hours < 48 else f"{hours // 24}d"
+
+
+class RolloutsPane(Pane):
+    """Deployments and their rollouts (pane 2)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", id="rollouts_filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="rollouts_clear_filter"),
+    ]
+
+    DEFAULT_CSS = """
+    RolloutsPane > Input.rollouts-filter {
+        dock: top;
+        height: 1;
+        border: none;
+        padding: 0 1;
+        display: none;
+        background: $boost;
+    }
+    RolloutsPane.-filtering > Input.rollouts-filter {
+        display: block;
+    }
+    RolloutsPane.-empty > Input.rollouts-filter {
+        display: none;
+    }
+    """
+
+    pane_id = "rollouts"
+    pane_title = "Rollouts"
+    pane_number = 2
+    not_configured_text = ("not configured — set [kubernetes] enabled = true, with kubeconfig, "
+                           "context and namespaces (see config.example.toml)")
+
+    def __init__(self, runtime: Any, *, id: str | None = None, classes: str | None = None,
+                 clock: Any = time.time) -> None:
+        super().__init__(runtime, id=id, classes=classes)
+        self.filter_text = ""
+        self.clock = clock
+        self._by_key: dict[str, Rollout] = {}
+        self._row_cache: dict[str, tuple[Rollout, str, str, Row]] = {}
+        self._active = False
+
+    def compose_body(self) -> ComposeResult:
+        box = Input(placeholder="filter: name, namespace, service, phase, image — esc clears",
+                    id="rollouts-filter", classes="rollouts-filter")
+        box.can_focus = False  # only while filtering: never the screen's first focus
+        yield box
+        yield VirtualTable(COLUMNS, id="rollouts-table", classes="pane-body")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.set_interval(1.0, self._tick)
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#rollouts-table", VirtualTable)
+
+    # --- data ---------------------------------------------------------------------------------
+
+    def update_snapshot(self, snapshot: Any) -> None:
+        super().update_snapshot(snapshot)
+        self.refresh_rows()
+
+    def _tick(self) -> None:
+        # ages and ETAs of running rollouts move every second; nothing else does
+        if self._active:
+            self.refresh_rows()
+
+    def _row(self, r: Rollout, now: float, colors: dict[str, str]) -> Row:
+        age = age_text(r, now)
+        eta = r.eta_text(now)
+        cached = self._row_cache.get(r.key)
+        if cached is not None and cached[0] is r and cached[1] == age and cached[2] == eta:
+            return cached[3]
+        version = r.version if len(r.images) <= 1 else f"{r.version} +{len(r.images) - 1}"
+        row = Row(r.key, (f"{PHASE_GLYPH[r.phase]} {r.phase}", r.key, str(r.revision), version,
+                          progress_cell(r), age, eta),
+                  colors.get(PHASE_COLOR[r.phase], "") if r.phase != "complete" else "")
+        self._row_cache[r.key] = (r, age, eta, row)
+        return row
+
+    def refresh_rows(self) -> None:
+        snap: RolloutSnapshot | None = self.snapshot
+        if snap is None:
+            return
+        if snap.error and not snap.loaded:
+            self.set_empty(f"Rollouts: {snap.error}")
+        elif not snap.loaded:
+            self.set_empty(f"Rollouts: reading deployments from {snap.context or 'the cluster'}…")
+        elif not snap.rollouts:
+            where = ", ".join(snap.namespaces) or "the watched namespaces"
+            self.set_empty(f"Rollouts: no deployments in {where}")
+        else:
+            self.set_empty(None)
+        now = float(self.clock())
+        colors = self.colors
+        needle = self.filter_text.lower().strip()
+        rows: list[Row] = []
+        by_key: dict[str, Rollout] = {}
+        active = False
+        for r in snap.rollouts:
+            if needle and not any(needle in v.lower() for v in (
+                    r.key, r.service, r.phase, r.message, *r.images)):
+                continue
+            active = active or r.phase != "complete" or (
+                r.completed_at is not None and now - r.completed_at < 120)
+            by_key[r.key] = r
+            rows.append(self._row(r, now, colors))
+        if len(self._row_cache) > 2 * len(snap.rollouts) + 100:
+            self._row_cache = {k: v for k, v in self._row_cache.items() if k in by_key}
+        self._by_key = by_key
+        self._active = active
+        self.table.set_rows(rows)
+        counts = snap.counts()
+        parts = [f"{len(snap.rollouts)} deployments"]
+        parts += [f"{counts[p]} {p}" for p in ("failed", "stalled", "progressing", "paused")
+                  if counts[p]]
+        if needle:
+            parts.append(f"filter {self.filter_text!r}: {len(rows)} shown")
+        self.set_counts(" · ".join(parts), problems=counts["failed"] + counts["stalled"])
+        self.set_stale(snap.error if snap.stale_since is not None else None, snap.stale_since)
+
+    # --- selection ----------------------------------------------------------------------------
+
+    def selected_rollout(self) -> Rollout | None:
+        key = self.table.cursor_key
+        return self._by_key.get(key) if key is not None else None
+
+    def selected_target(self) -> Target:
+        r = self.selected_rollout()
+        if r is None:
+            return Target()
+        return Target(service=r.service, deployment=r.key, env=r.env)
+
+    def on_virtual_table_row_selected(self, event: VirtualTable.RowSelected) -> None:
+        event.stop()
+        rollout = self._by_key.get(event.key)
+        if rollout is None:
+            return
+        from deploytui.ui.screens.rollout_detail import RolloutDetailScreen
+
+        self.app.push_screen(RolloutDetailScreen(rollout, self.runtime))
+
+    # --- filter -------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.add_class("-filtering")
+        box = self.query_one("#rollouts-filter", Input)
+        box.can_focus = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#rollouts-filter", Input)
+        if not self.has_class("-filtering") and not box.value:
+            return
+        box.value = ""
+        self.filter_text = ""
+        self._close_filter()
+        self.refresh_rows()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id != "rollouts-filter":
+            return
+        event.stop()
+        self.filter_text = event.value
+        self.refresh_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "rollouts-filter":
+            return
+        event.stop()
+        if event.value:
+            self.table.focus()
+        else:
+            self._close_filter()
+
+    def _close_filter(self) -> None:
+        self.remove_class("-filtering")
+        self.query_one("#rollouts-filter", Input).can_focus = False
+        self.table.focus()
