@@ -25,8 +25,9 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import time
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ import psutil
 from deploytui.config import Settings
 from deploytui.errors import ConfigError, DeploytuiError, SourceError
 from deploytui.model import Section, utcnow
-from deploytui.sources.ports_compose import load_compose_file
+from deploytui.sources.ports_compose import kube_allocations, load_compose_file
 from deploytui.sources.ports_conflicts import (
     Conflict,
     PortAllocation,
@@ -53,6 +54,7 @@ __all__ = [
     "collect",
     "declared_allocations",
     "is_configured",
+    "kube_allocations",
     "load_registry",
     "make_source",
     "parse_entries",
@@ -63,6 +65,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROBE_CONCURRENCY = 64      # TCP connects in flight at once
+KUBE_TTL = 30.0             # seconds between Kubernetes reads in the console
 MAX_PROBES_PER_RANGE = 64   # a wide range is sampled from its start, not probed whole
 _LOCAL_NAMES = frozenset({"", "localhost", "127.0.0.1", "::1", "0.0.0.0", "::", "*"})
 
@@ -185,104 +188,6 @@ def declared_allocations(settings: Settings) -> list[PortAllocation]:
 def is_configured(settings: Settings) -> bool:
     p = settings.ports
     return bool(p.registry or p.compose_files or p.allocations or settings.kubernetes.enabled)
-
-
-# --- Kubernetes ---------------------------------------------------------------------------------
-
-def _kube_env(settings: Settings, meta: Mapping[str, Any]) -> str:
-    labels = meta.get("labels") or {}
-    for label in ("env", "environment", "app.kubernetes.io/environment"):
-        if labels.get(label):
-            return str(labels[label])
-    ns, name = meta.get("namespace", ""), meta.get("name", "")
-    for svc in settings.services:
-        if svc.deployment == f"{ns}/{name}":
-            return svc.env
-    return str(ns)
-
-
-def kube_allocations(settings: Settings) -> list[PortAllocation]:
-    """Services' nodePorts and ports, and pods' hostPorts. Blocking (run it in a thread).
-
-    Raises :class:`SourceError` when the API cannot be read.
-    """
-    from kubernetes import client, config  # lazy: a heavy import only Kubernetes users pay for
-    from kubernetes.client.exceptions import ApiException
-
-    k = settings.kubernetes
-    try:
-        if k.in_cluster:
-            config.load_incluster_config()
-            api_client = client.ApiClient()
-        else:
-            api_client = config.new_client_from_config(
-                config_file=str(settings.resolve_path(k.kubeconfig)) if k.kubeconfig else None,
-                context=k.context or None)
-    except Exception as exc:  # the loader raises ConfigException, TypeError, OSError ...
-        raise SourceError("kubernetes", f"cannot load the kubeconfig: {exc}", "auth") from None
-    v1 = client.CoreV1Api(api_client)
-    timeout = k.request_timeout
-
-    def call(fn: Any, *args: Any) -> list[dict[str, Any]]:
-        try:
-            resp = fn(*args, _preload_content=False, _request_timeout=timeout)
-            return list(json.loads(resp.data)["items"])
-        except ApiException as exc:
-            raise SourceError("kubernetes", f"HTTP {exc.status}: {exc.reason}", "http") from None
-        except Exception as exc:  # urllib3 connection / timeout errors
-            raise SourceError("kubernetes", f"{exc.__class__.__name__}: {exc}") from None
-
-    def listed(all_ns: Any, per_ns: Any) -> list[dict[str, Any]]:
-        if not k.namespaces:
-            return call(all_ns)
-        return [item for ns in k.namespaces for item in call(per_ns, ns)]
-
-    try:  # nodePorts are cluster-wide: read Services from every namespace when allowed
-        services = call(v1.list_service_for_all_namespaces)
-    except SourceError:
-        if not k.namespaces:
-            raise
-        services = listed(None, v1.list_namespaced_service)
-    pods = listed(v1.list_pod_for_all_namespaces, v1.list_namespaced_pod)
-    out: list[PortAllocation] = []
-    for svc in services:
-        meta = svc.get("metadata") or {}
-        ns, name = meta.get("namespace", ""), meta.get("name", "")
-        env = _kube_env(settings, meta)
-        for i, port in enumerate((svc.get("spec") or {}).get("ports") or []):
-            proto = str(port.get("protocol") or "TCP").lower()
-            target = str(port.get("targetPort") or port.get("port") or "")
-            common = {"service": name, "env": env, "source": "kubernetes",
-                      "origin": f"Service {ns}/{name}", "protocol": proto, "target": target}
-            if port.get("nodePort"):
-                out.append(PortAllocation(start=int(port["nodePort"]), end=int(port["nodePort"]),
-                                          key=f"spec.ports[{i}].nodePort", kind="nodePort", **common))
-            if port.get("port"):
-                out.append(PortAllocation(start=int(port["port"]), end=int(port["port"]),
-                                          key=f"spec.ports[{i}].port", kind="service port",
-                                          scope=f"svc:{ns}/{name}", **common))
-    seen: set[tuple[Any, ...]] = set()
-    for pod in pods:
-        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
-        labels = meta.get("labels") or {}
-        owner = labels.get("app.kubernetes.io/name") or labels.get("app") or meta.get("name", "")
-        env = _kube_env(settings, meta)
-        for ci, container in enumerate(spec.get("containers") or []):
-            for pi, port in enumerate(container.get("ports") or []):
-                if not port.get("hostPort"):
-                    continue
-                hp, proto = int(port["hostPort"]), str(port.get("protocol") or "TCP").lower()
-                host = port.get("hostIP") or spec.get("nodeName") or ""
-                ident = (owner, env, hp, proto, host)
-                if ident in seen:  # replicas of one workload are one claim
-                    continue
-                seen.add(ident)
-                out.append(PortAllocation(
-                    service=owner, env=env, start=hp, end=hp, source="kubernetes",
-                    origin=f"Pod {meta.get('namespace', '')}/{meta.get('name', '')}",
-                    key=f"spec.containers[{ci}].ports[{pi}].hostPort", kind="hostPort",
-                    protocol=proto, host=host, target=str(port.get("containerPort") or "")))
-    return out
 
 
 # --- live probes ---------------------------------------------------------------------------------
@@ -527,18 +432,23 @@ def build_snapshot(allocations: list[PortAllocation], settings: Settings, *,
     return PortsSnapshot(tuple(rows), conflicts, listeners, errors, probed=probed)
 
 
-async def collect(settings: Settings, *, probe: bool | None = None,
-                  kube: bool | None = None) -> PortsSnapshot:
+async def collect(settings: Settings, *, probe: bool | None = None, kube: bool | None = None,
+                  kube_reader: Callable[[], Awaitable[list[PortAllocation]]] | None = None,
+                  ) -> PortsSnapshot:
     """Read every declared allocation, probe them and find conflicts (one poll).
 
     Raises :class:`ConfigError` for a registry or compose file that cannot be read; a Kubernetes
-    failure is reported in ``errors`` (the other sources still show).
+    failure is reported in ``errors`` (the other sources still show). ``kube_reader`` replaces
+    the Kubernetes read (the console's source caches it between polls).
     """
     allocations = declared_allocations(settings)
     errors: list[str] = []
     if settings.kubernetes.enabled if kube is None else kube:
         try:
-            allocations += await asyncio.to_thread(kube_allocations, settings)
+            if kube_reader is not None:
+                allocations += await kube_reader()
+            else:
+                allocations += await asyncio.to_thread(kube_allocations, settings)
         except SourceError as exc:
             errors.append(str(exc))
     probe = settings.ports.probe if probe is None else probe
@@ -555,19 +465,28 @@ async def collect(settings: Settings, *, probe: bool | None = None,
 
 
 class PortsSource:
-    """Polls :func:`collect` every ``refresh_interval``; publishes a stale copy on failure."""
+    """Polls :func:`collect` every ``refresh_interval``; publishes a stale copy on failure.
+
+    Kubernetes Services and pods are re-read at most every ``kube_ttl`` seconds (listing every
+    pod of a cluster each refresh would load the API server for ports that rarely change);
+    :meth:`poke` re-reads everything at once.
+    """
 
     name = "ports"
 
-    def __init__(self, settings: Settings, interval: float | None = None) -> None:
+    def __init__(self, settings: Settings, interval: float | None = None,
+                 kube_ttl: float = KUBE_TTL) -> None:
         self.settings = settings
         self.interval = interval if interval is not None else settings.console.refresh_interval
+        self.kube_ttl = kube_ttl
+        self._kube_cache: tuple[float, list[PortAllocation]] | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last: PortsSnapshot | None = None
 
     def poke(self) -> None:
         """Poll again now (after a reassign wrote the registry). Safe from any thread."""
+        self._kube_cache = None
         loop, wake = self._loop, self._wake
         if loop is None or wake is None or loop.is_closed():
             return
@@ -580,9 +499,17 @@ class PortsSource:
         else:
             loop.call_soon_threadsafe(wake.set)
 
+    async def _read_kube(self) -> list[PortAllocation]:
+        cached, now = self._kube_cache, time.monotonic()
+        if cached is not None and now - cached[0] < self.kube_ttl:
+            return list(cached[1])
+        found = await asyncio.to_thread(kube_allocations, self.settings)
+        self._kube_cache = (now, found)
+        return list(found)
+
     async def poll(self) -> PortsSnapshot:
         try:
-            snap = await collect(self.settings)
+            snap = await collect(self.settings, kube_reader=self._read_kube)
         except (DeploytuiError, OSError) as exc:
             prev = self.last or PortsSnapshot()
             snap = dataclasses.replace(prev, errors=(str(exc),), stale=True, taken_at=utcnow())

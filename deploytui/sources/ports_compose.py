@@ -1,4 +1,10 @@
-"""Port allocations declared in docker-compose files.
+"""Port allocations declared by deployment tooling: docker-compose files and Kubernetes.
+
+Kubernetes: Services' ``nodePort`` (cluster-wide) and ``port`` (on the Service's own cluster
+IP, so it clashes with nothing else), and pods' ``hostPort`` (replicas of one workload are one
+claim), read with the official client (imported lazily; blocking — run it in a thread).
+
+docker-compose files:
 
 Every ``ports:`` form compose accepts::
 
@@ -21,6 +27,7 @@ else an env name found in the file name (``docker-compose.staging.yml``), else `
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -30,10 +37,11 @@ from typing import Any
 
 import yaml
 
-from deploytui.errors import ConfigError
+from deploytui.config import Settings
+from deploytui.errors import ConfigError, SourceError
 from deploytui.sources.ports_conflicts import PORT_MAX, PORT_MIN, PortAllocation
 
-__all__ = ["ComposePort", "load_compose_file", "parse_port_spec"]
+__all__ = ["ComposePort", "kube_allocations", "load_compose_file", "parse_port_spec"]
 
 DEFAULT_ENV = "dev"
 _PROTOCOLS = ("tcp", "udp", "sctp")
@@ -270,4 +278,112 @@ def load_compose_file(path: Path, shown: str, *, known_envs: Iterable[str] = (),
             out.append(PortAllocation(
                 start=port.published[0], end=port.published[1], protocol=port.protocol,
                 host=port.host_ip, target=str(t0) if t0 == t1 else f"{t0}-{t1}", **base))
+    return out
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------
+
+def _kube_env(settings: Settings, meta: Mapping[str, Any], name: str) -> str:
+    """An ``env`` / ``environment`` label, else the env of the configured service whose
+    ``deployment`` is ``namespace/name``, else the namespace."""
+    labels = meta.get("labels") or {}
+    for label in ("env", "environment", "app.kubernetes.io/environment"):
+        if labels.get(label):
+            return str(labels[label])
+    ns = meta.get("namespace", "")
+    for svc in settings.services:
+        if svc.deployment == f"{ns}/{name}":
+            return svc.env
+    return str(ns)
+
+
+def kube_allocations(settings: Settings) -> list[PortAllocation]:
+    """Services' nodePorts and ports, and pods' hostPorts. Blocking (run it in a thread).
+
+    Raises :class:`SourceError` when the API cannot be read.
+    """
+    from kubernetes import client, config  # lazy: a heavy import only Kubernetes users pay for
+    from kubernetes.client.exceptions import ApiException
+
+    k = settings.kubernetes
+    try:
+        if k.in_cluster:
+            config.load_incluster_config()
+            api_client = client.ApiClient()
+        else:
+            api_client = config.new_client_from_config(
+                config_file=str(settings.resolve_path(k.kubeconfig)) if k.kubeconfig else None,
+                context=k.context or None)
+    except Exception as exc:  # the loader raises ConfigException, TypeError, OSError ...
+        raise SourceError("kubernetes", f"cannot load the kubeconfig: {exc}", "auth") from None
+    v1 = client.CoreV1Api(api_client)
+    timeout = k.request_timeout
+
+    def call(fn: Any, *args: Any) -> list[dict[str, Any]]:
+        try:
+            resp = fn(*args, _preload_content=False, _request_timeout=timeout)
+            return list(json.loads(resp.data)["items"])
+        except ApiException as exc:
+            raise SourceError("kubernetes", f"HTTP {exc.status}: {exc.reason}", "http") from None
+        except Exception as exc:  # urllib3 connection / timeout errors
+            raise SourceError("kubernetes", f"{exc.__class__.__name__}: {exc}") from None
+
+    def listed(all_ns: Any, per_ns: Any) -> list[dict[str, Any]]:
+        if not k.namespaces:
+            return call(all_ns)
+        return [item for ns in k.namespaces for item in call(per_ns, ns)]
+
+    try:
+        try:  # nodePorts are cluster-wide: read Services from every namespace when allowed
+            services = call(v1.list_service_for_all_namespaces)
+        except SourceError:
+            if not k.namespaces:
+                raise
+            services = listed(None, v1.list_namespaced_service)
+        pods = listed(v1.list_pod_for_all_namespaces, v1.list_namespaced_pod)
+    finally:
+        api_client.close()
+    return _from_objects(settings, services, pods)
+
+
+def _from_objects(settings: Settings, services: list[dict[str, Any]],
+                  pods: list[dict[str, Any]]) -> list[PortAllocation]:
+    out: list[PortAllocation] = []
+    for svc in services:
+        meta = svc.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        env = _kube_env(settings, meta, name)
+        for i, port in enumerate((svc.get("spec") or {}).get("ports") or []):
+            proto = str(port.get("protocol") or "TCP").lower()
+            target = str(port.get("targetPort") or port.get("port") or "")
+            common = {"service": name, "env": env, "source": "kubernetes",
+                      "origin": f"Service {ns}/{name}", "protocol": proto, "target": target}
+            if port.get("nodePort"):
+                out.append(PortAllocation(start=int(port["nodePort"]), end=int(port["nodePort"]),
+                                          key=f"spec.ports[{i}].nodePort", kind="nodePort", **common))
+            if port.get("port"):
+                out.append(PortAllocation(start=int(port["port"]), end=int(port["port"]),
+                                          key=f"spec.ports[{i}].port", kind="service port",
+                                          scope=f"svc:{ns}/{name}", **common))
+    seen: set[tuple[Any, ...]] = set()
+    for pod in pods:
+        meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+        labels = meta.get("labels") or {}
+        owner = labels.get("app.kubernetes.io/name") or labels.get("app") or meta.get("name", "")
+        env = _kube_env(settings, meta, owner)
+        for ci, container in enumerate(spec.get("containers") or []):
+            for pi, port in enumerate(container.get("ports") or []):
+                if not port.get("hostPort"):
+                    continue
+                hp, proto = int(port["hostPort"]), str(port.get("protocol") or "TCP").lower()
+                host = port.get("hostIP") or spec.get("nodeName") or ""
+                ident = (owner, env, hp, proto, host)
+                if ident in seen:  # replicas of one workload are one claim
+                    continue
+                seen.add(ident)
+                out.append(PortAllocation(
+                    service=owner, env=env, start=hp, end=hp, source="kubernetes",
+                    origin=f"Pod {meta.get('namespace', '')}/{meta.get('name', '')}",
+                    key=f"spec.containers[{ci}].ports[{pi}].hostPort", kind="hostPort",
+                    protocol=proto, host=host, target=str(port.get("containerPort") or "")))
     return out

@@ -108,3 +108,17 @@ def test_bad_kubeconfig(tmp_path: Path) -> None:
     (tmp_path / "kubeconfig").write_text("not: [a kubeconfig")
     snap = asyncio.run(ports.collect(settings(tmp_path)))
     assert "cannot load the kubeconfig" in snap.errors[0]
+
+
+async def test_console_source_caches_kubernetes_until_poked(tmp_path: Path, sim: KubeSim) -> None:
+    sim.add_service("a", "one", type="NodePort", ports=[{"port": 80, "nodePort": 31001}])
+    source = ports.PortsSource(settings(tmp_path), interval=60.0, kube_ttl=3600.0)
+    first = await source.poll()
+    assert [r.allocation.start for r in first.rows if r.allocation.kind == "nodePort"] == [31001]
+    sim.add_service("b", "two", type="NodePort", ports=[{"port": 80, "nodePort": 31002}])
+    cached = await source.poll()
+    assert [r.allocation.start for r in cached.rows if r.allocation.kind == "nodePort"] == [31001]
+    source.poke()
+    fresh = await source.poll()
+    assert sorted(r.allocation.start for r in fresh.rows
+                  if r.allocation.kind == "nodePort") == [31001, 31002]
