@@ -166,6 +166,7 @@ async def test_huge_body(services_server: ServicesServer) -> None:
 
 async def test_metrics_parse_and_counters_grow(services_server: ServicesServer) -> None:
     cart = svc(services_server, "cart")
+    await services_server.asteer("cart", request_rate=2000.0)  # every series moves in 0.3 s
     first = parse_metrics((await get(cart.metrics_url)).text)
     await asyncio.sleep(0.3)
     second = parse_metrics((await get(cart.metrics_url)).text)
