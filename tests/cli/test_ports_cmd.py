@@ -166,3 +166,19 @@ def test_ci_as_a_real_process(tmp_path: Path) -> None:
     (tmp_path / "ports.toml").write_text("[oops\n")
     broken = run("-c", str(cfg))
     assert broken.returncode == 2 and "ports.toml" in broken.stderr
+
+
+def test_rows_appear_in_deploytui_snapshot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = setup(tmp_path, CONFLICTING)
+    assert main(["snapshot", "--format", "json", "-c", str(cfg)]) == 1  # a conflict: not ok
+    section = json.loads(capsys.readouterr().out)["ports"]
+    assert section["configured"] is True and section["ok"] is False and section["error"] is None
+    assert section["columns"] == ["service", "env", "range", "source", "live", "conflict"]
+    assert section["summary"] == {"allocations": 3, "conflicts": 1, "listening": 0,
+                                  "undeclared": 0}
+    by = {(r["service"], r["env"]): r for r in section["rows"]}
+    assert by["cart", "prod"]["conflict"] == "duplicate_port"
+    assert by["checkout", "dev"]["conflict"] == "" and by["checkout", "dev"]["range"] == "3050"
+    assert main(["snapshot", "-c", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "PORTS  NOT OK" in out and "duplicate_port" in out
