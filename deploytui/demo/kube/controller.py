@@ -78,6 +78,7 @@ class DeploymentController:
         # are skipped, which keeps a pass over a settled fleet of thousands cheap.
         self._rs_seen: dict[str, tuple[str, int]] = {}
         self._deployment_seen: dict[str, tuple[str, int]] = {}
+        self._gc_seen: tuple[int, ...] = ()
 
     async def run(self) -> None:
         while True:
@@ -127,6 +128,13 @@ class DeploymentController:
 
     def _garbage_collect(self) -> None:
         """Delete ReplicaSets and pods whose controlling owner is gone (background cascading)."""
+        with self.store.lock:
+            key = (
+                self.store.deleted_at("deployments"), self.store.deleted_at("replicasets"),
+                self.store.count("replicasets"), self.store.count("pods"),
+            )
+        if key == self._gc_seen:
+            return  # no owner deleted and no object created since the last collection
         for plural, owners, qualified in (("replicasets", "deployments", "replicasets.apps"), ("pods", "replicasets", "pods")):
             with self.store.lock:
                 alive = {o["metadata"]["uid"] for o in self.store.list(owners)}
@@ -134,6 +142,11 @@ class DeploymentController:
                     refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")]
                     if refs and refs[0].get("uid") not in alive:
                         self.store.delete(plural, qualified, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        with self.store.lock:
+            self._gc_seen = (
+                self.store.deleted_at("deployments"), self.store.deleted_at("replicasets"),
+                self.store.count("replicasets"), self.store.count("pods"),
+            )
 
     # --- helpers ------------------------------------------------------------------------------
 

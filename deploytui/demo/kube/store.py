@@ -73,6 +73,7 @@ class Store:
         self._floor = 0
         self._watchers: dict[str, set[Watcher]] = {}
         self._owner_versions: dict[str, int] = {}
+        self._deleted_at: dict[str, int] = {}
 
     # --- reads -----------------------------------------------------------------------------
 
@@ -106,6 +107,11 @@ class Store:
         lets controllers skip owners whose dependents did not change."""
         with self.lock:
             return self._owner_versions.get(owner_uid, 0)
+
+    def deleted_at(self, plural: str) -> int:
+        """The resourceVersion of the last deletion of a ``plural`` object (0 if none)."""
+        with self.lock:
+            return self._deleted_at.get(plural, 0)
 
     def count(self, plural: str) -> int:
         with self.lock:
@@ -164,6 +170,7 @@ class Store:
             del bucket[key]
             self._index(plural, key, old, add=False)
             self._rv += 1
+            self._deleted_at[plural] = self._rv
             gone = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self._rv)}}
             self._emit(WatchEvent(self._rv, plural, "DELETED", gone, old))
             return gone
