@@ -441,7 +441,8 @@ async def collect(settings: Settings, *, probe: bool | None = None, kube: bool |
     failure is reported in ``errors`` (the other sources still show). ``kube_reader`` replaces
     the Kubernetes read (the console's source caches it between polls).
     """
-    allocations = declared_allocations(settings)
+    # file reading, YAML parsing and conflict search run in threads: the console's loop stays free
+    allocations = await asyncio.to_thread(declared_allocations, settings)
     errors: list[str] = []
     if settings.kubernetes.enabled if kube is None else kube:
         try:
@@ -460,8 +461,8 @@ async def collect(settings: Settings, *, probe: bool | None = None, kube: bool |
                                        timeout=settings.ports.probe_timeout, table=table)
         if settings.ports.probe_host in _LOCAL_NAMES:
             listeners = undeclared(table, allocations, settings.ports.allowed)
-    return build_snapshot(allocations, settings, live=live, listeners=listeners,
-                          errors=tuple(errors), probed=probe)
+    return await asyncio.to_thread(build_snapshot, allocations, settings, live=live,
+                                   listeners=listeners, errors=tuple(errors), probed=probe)
 
 
 class PortsSource:
