@@ -483,3 +483,19 @@ async def test_the_simulated_fleet_reads_healthy_then_follows_its_knobs(fleet: A
     assert by[key(2)].state == "unhealthy"
     assert by[key(3)].drift.startswith("expected")
     assert by[key(4)].truncated
+
+
+async def test_deploytui_snapshot_shows_the_health_rows(server: HealthServer) -> None:
+    import json
+
+    from deploytui import snapshot as snapshot_cmd
+
+    st = settings(svc("ok", server.route("/ok", answer(SEED_OK))),
+                  svc("bad", server.route("/bad", answer({"status": "DOWN"}, status=503))))
+    sections = await snapshot_cmd.collect(st)
+    doc = json.loads(snapshot_cmd.render_json(sections, st))
+    health = doc["health"]
+    assert health["configured"] and not health["ok"]
+    assert [(r["service"], r["state"]) for r in health["rows"]] == [("bad", "unhealthy"),
+                                                                   ("ok", "healthy")]
+    assert snapshot_cmd.exit_code({"health": sections["health"]}) == 1
