@@ -3,7 +3,8 @@
 ``check`` prints the allocation table and every conflict. With ``--ci`` it exits 1 when there is
 a conflict and 0 when clean (a CI step or pre-commit hook); without it, it reports and exits 0.
 ``show`` prints the allocation table. Both exit 2 when a registry or compose file is invalid
-(the message names the file and entry) or Kubernetes could not be read.
+(the message names the file and entry), Kubernetes could not be read, nothing is configured,
+or ``--env`` names an env no allocation or ``[ports] allowed`` range has (a typo must not pass).
 
 JSON (``--format json``, stable)::
 
@@ -113,11 +114,24 @@ def run(args: argparse.Namespace) -> int:
     from deploytui.sources import ports
 
     settings = load_settings(args)
+    if not ports.is_configured(settings):
+        # a CI step must not pass because it found no config: say so, and "could not run"
+        where = settings.source_path or "no config file found"
+        print(f"deploytui: no port allocations configured ({where}): set [ports] registry, "
+              "compose_files or [ports.allocations], or enable [kubernetes]", file=sys.stderr)
+        return 2
     check = args.ports_command == "check"
     ci = check and args.ci
     probe = False if (args.no_probe or ci) else None
     kube = False if args.no_kube else None
-    snap = asyncio.run(ports.collect(settings, probe=probe, kube=kube)).filtered(args.env)
+    full = asyncio.run(ports.collect(settings, probe=probe, kube=kube))
+    snap = full.filtered(args.env)
+    if args.env and not snap.rows:
+        known = sorted({r.allocation.env for r in full.rows} | set(settings.ports.allowed))
+        if args.env not in known:
+            print(f"deploytui: no env {args.env!r} in the port allocations "
+                  f"(envs: {', '.join(known) or 'none'})", file=sys.stderr)
+            return 2
     if args.format == "json":
         sys.stdout.write(json.dumps(snapshot_json(snap, settings, args.env), indent=2) + "\n")
     else:

@@ -182,3 +182,18 @@ def test_rows_appear_in_deploytui_snapshot(tmp_path: Path, capsys: pytest.Captur
     assert main(["snapshot", "-c", str(cfg)]) == 1
     out = capsys.readouterr().out
     assert "PORTS  NOT OK" in out and "duplicate_port" in out
+
+
+def test_nothing_configured_or_unknown_env_cannot_pass_ci(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    assert main(["ports", "check", "--ci", "-c", str(empty)]) == 2
+    assert "no port allocations configured" in capsys.readouterr().err
+    cfg = setup(tmp_path, CLEAN)
+    assert main(["ports", "check", "--ci", "--env", "prdo", "-c", str(cfg)]) == 2
+    assert "no env 'prdo'" in capsys.readouterr().err
+    # an env with an allowed range but no allocation yet is simply empty
+    cfg.write_text(cfg.read_text().replace('prod = "5000-5999"', 'prod = "5000-5999", qa = "6000-6999"'))
+    assert main(["ports", "check", "--ci", "--env", "qa", "-c", str(cfg)]) == 0
+    assert "0 allocations" in capsys.readouterr().out
