@@ -131,3 +131,56 @@ def test_fleet_only_stops_on_sigterm(fleet_process) -> None:  # type: ignore[no-
     assert p.proc.wait(timeout=30) == 0
     assert p.group_gone()
     assert not config.exists()  # its temporary workdir is removed
+
+
+@pytest.mark.slow
+def test_demo_runs_the_console_and_stops_the_fleet(repo_root: Path, tmp_path: Path) -> None:
+    """``deploytui demo`` in a real pseudo-terminal: the console shows the fleet; ``q`` quits,
+    and the fleet goes with it (nothing left in the process group, its sockets closed)."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    workdir = tmp_path / "demo"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: become deploytui demo
+        os.environ.update(PYTHONPATH=str(repo_root), TERM="xterm-256color")
+        os.chdir(repo_root)
+        os.execv(sys.executable, [sys.executable, "-m", "deploytui", "demo", "--workdir",
+                                  str(workdir)])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    screen = b""
+
+    def read_for(seconds: float, until: bytes | None = None) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not (until and until in screen):
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    screen += os.read(fd, 65536)
+                except OSError:
+                    return
+
+    try:
+        read_for(60, until=b"checkout")
+        assert b"checkout" in screen, screen[-2000:]
+        config = load_config(workdir / "deploytui-demo.toml")
+        url = config.services[0].health_url
+        assert httpx.get(url, timeout=5).status_code == 200
+        read_for(2)
+        os.write(fd, b"q")
+        read_for(30)
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+        assert os.waitstatus_to_exitcode(status) == 0, screen[-3000:].decode(errors="replace")
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url, timeout=2)
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
