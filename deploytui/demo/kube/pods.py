@@ -182,10 +182,11 @@ class PodLifecycle:
                         "kubelet",
                     )
         if len(self._sims) > len(pods) + 100 or len(settled) > len(pods) + 100:
-            live = {p["metadata"]["uid"] for p in self.store.list("pods")}
-            for uid in [u for u in self._sims if u not in live]:
-                del self._sims[uid]
-            settled &= live
+            with self.store.lock:  # create_pod() may run on another thread (KubeSim.add_deployment)
+                live = {p["metadata"]["uid"] for p in self.store.list("pods")}
+                for uid in [u for u in list(self._sims) if u not in live]:
+                    self._sims.pop(uid, None)
+                settled &= live
 
     def behaviors_changed(self) -> None:
         """Image behaviours changed: look at every pod again."""
