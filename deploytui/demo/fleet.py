@@ -152,6 +152,11 @@ class Fleet:
         """Start everything in a background thread; returns once every socket listens."""
         if self._thread is not None:
             raise RuntimeError("this fleet is already started")
+        self._ready.clear()
+        self._error = None
+        self.kube = None
+        self.undeclared_ports = []
+        self.events = []
         if self._workdir_arg is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="deploytui-demo-"))
         else:
@@ -260,6 +265,12 @@ class Fleet:
                 await self._stop_kube()
         if self.server is not None:
             await self.server.stop()
+        # Anything still pending (a listener change in flight...) ends here, not at loop.close().
+        current = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not current]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.get_running_loop().create_task(coro, name=f"fleet:{name}"))

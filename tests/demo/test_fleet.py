@@ -252,3 +252,12 @@ def test_steady_drift_never_undoes_steering(tmp_path: Path) -> None:
             assert state["knobs"]["latency_ms"] == 250.0
         assert any(sim_state(fleet, s.env, s.name)["effective"]["drift_ms"] != 0.0
                    for s in fleet.services)
+
+
+def test_a_stopped_fleet_starts_again() -> None:
+    fleet = Fleet(services=2, kubernetes=False)
+    for _ in range(2):
+        with fleet:
+            assert httpx.get(fleet.services[0].health_url, timeout=5).status_code == 200
+        assert not fleet.running
+    fleet.stop()  # idempotent
