@@ -235,7 +235,7 @@ def test_worker_thread_delivers_and_stops(tmp_path: Path) -> None:
         generic = next(b for p, b in rx.delivered if p.startswith("/generic"))
         assert generic["event"] == "incident_opened"
         assert generic["dedup_key"] == "deploytui/incident/4"
-        rt.journal.close()
+        getattr(rt.journal, "store", rt.journal).close()
 
 
 class _Rollback:
