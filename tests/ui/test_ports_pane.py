@@ -214,3 +214,24 @@ async def test_not_configured_says_so(tmp_path: Path) -> None:
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+async def test_p_from_the_detail_screen_goes_through_the_same_confirmation(tmp_path: Path) -> None:
+    app, _, journal = app_for(settings(tmp_path))
+    async with app.run_test(size=(200, 50)) as pilot:
+        pane = pane_of(app)
+        await until(pilot, lambda: pane.table.row_count == 4, "the first poll")
+        await pilot.press("3", "down", "down", "down", "enter")  # checkout@prod
+        await until(pilot, lambda: isinstance(app.screen, PortDetailScreen), "the detail screen")
+        assert app.screen.check_action("port_reassign", ()) is True
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
+        await pilot.press("escape")  # cancelled: nothing written, nothing audited
+        await until(pilot, lambda: isinstance(app.screen, ConsoleScreen), "the console")
+        assert (tmp_path / "ports.toml").read_text() == REGISTRY and journal.audit == []
+        # an inline allocation's detail screen offers no reassign
+        await pilot.press("home", "enter")  # billing@dev
+        await until(pilot, lambda: isinstance(app.screen, PortDetailScreen), "the detail screen")
+        assert app.screen.check_action("port_reassign", ()) is False
+        body = str(app.screen.query_one("#port-detail-body", Static).render())
+        assert "does not rewrite the config file" in body

@@ -23,12 +23,13 @@ from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
 __all__ = ["PortsPane", "conflict_cell", "live_cell"]
 
 COLUMNS = (
-    Column("service", "SERVICE", 0, 8),
+    Column("service", "SERVICE", 18),
     Column("env", "ENV", 8),
     Column("range", "RANGE", 11),
     Column("source", "SOURCE", 10),
     Column("live", "LIVE", 0, 12),
     Column("conflict", "CONFLICT", 20),
+    Column("where", "DECLARED IN", 0, 10),
 )
 
 SHORT_KIND = {
@@ -136,8 +137,9 @@ class PortsPane(Pane):
         for r in snap.rows:
             a = r.allocation
             cells = (a.service, a.env, a.range_text if a.protocol == "tcp" else
-                     f"{a.range_text}/{a.protocol}", a.source, live_cell(r.live), conflict_cell(r))
-            if needle and not self._matches(needle, (*cells, a.where, a.description,
+                     f"{a.range_text}/{a.protocol}", a.source, live_cell(r.live), conflict_cell(r),
+                     a.where)
+            if needle and not self._matches(needle, (*cells, a.description,
                                                      *(c.kind for c in r.conflicts))):
                 continue
             key = row_key(a)
@@ -146,8 +148,8 @@ class PortsPane(Pane):
             rows.append(Row(key, cells, style))
         for x in snap.listeners:
             cells = ("(undeclared)", "", str(x.port), "live", f"● listening {x.owner}",
-                     "? undeclared")
-            if needle and not self._matches(needle, (*cells, x.host)):
+                     "? undeclared", f"{x.host}:{x.port}")
+            if needle and not self._matches(needle, cells):
                 continue
             key = _listener_key(x)
             by_key[key] = x

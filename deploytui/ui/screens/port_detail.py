@@ -106,7 +106,9 @@ class PortDetailScreen(ModalScreen[None]):
             yield Static(keys, classes="hint")
 
     def _can_reassign(self) -> bool:
-        return isinstance(self.row, PortRow) and not bool(getattr(self.runtime, "read_only", False))
+        """Only a registry entry, and not in read-only mode (the door refuses both anyway)."""
+        return (isinstance(self.row, PortRow) and rewrite_refusal(self.row.allocation) is None
+                and not bool(getattr(self.runtime, "read_only", False)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "port_reassign":
