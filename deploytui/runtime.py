@@ -68,7 +68,11 @@ def _open_journal(settings: Settings) -> Any:
 
 
 def build_runtime(settings: Settings, *, mode: str = "live", journal: Any = None,
-                  with_sources: bool = True) -> Runtime:
+                  with_sources: bool = True, with_incidents: bool | None = None) -> Runtime:
+    """Build the runtime. ``journal``: inject a sink (tests); by default the store is opened and
+    an incident manager put in front of it (``with_incidents`` defaults to "no journal given")."""
+    if with_incidents is None:
+        with_incidents = journal is None
     journal = journal if journal is not None else _open_journal(settings)
     operator = operator_identity(settings)
     rt = Runtime(settings=settings, mode=mode, operator=operator, journal=journal,
@@ -76,6 +80,12 @@ def build_runtime(settings: Settings, *, mode: str = "live", journal: Any = None
                  read_only_locked=settings.console.lock_read_only or settings.console.wall)
     rt.door = ActionDoor(operator=operator, read_only=lambda: rt.read_only, audit=journal,
                          timeline=journal)
+    if with_incidents:
+        # Before the sources: they keep a reference to runtime.journal, and every event must
+        # pass the incident manager (auto-open on a critical alert / a prod service down).
+        from deploytui.incidents import attach_incidents
+
+        attach_incidents(rt, start=False)
     if with_sources:
         for name, module in SOURCE_MODULES.items():
             try:

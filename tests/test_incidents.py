@@ -193,9 +193,17 @@ def test_two_consoles_open_one_incident(tmp_path: Path) -> None:
     assert incidents[0].services == ("prod/cart", "prod/checkout")
 
 
-def test_attach_incidents_wires_runtime_and_door(tmp_path: Path) -> None:
+def test_build_runtime_puts_the_incident_manager_before_the_sources(tmp_path: Path) -> None:
     s = parse_config(CONFIG + f'\n[store]\npath = "{tmp_path / "rt.db"}"\n')
     rt = build_runtime(s, with_sources=False)
+    assert isinstance(rt.journal, IncidentManager)
+    assert rt.extras["incidents"] is rt.journal and rt.door.timeline is rt.journal
+    assert isinstance(rt.extras["store"], Store)
+
+
+def test_attach_incidents_wires_runtime_and_door(tmp_path: Path) -> None:
+    s = parse_config(CONFIG + f'\n[store]\npath = "{tmp_path / "rt.db"}"\n')
+    rt = build_runtime(s, with_sources=False, with_incidents=False)
     assert isinstance(rt.journal, Store)
     mgr = attach_incidents(rt, start=False)
     assert rt.journal is mgr and rt.door.timeline is mgr and rt.door.audit is mgr

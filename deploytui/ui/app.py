@@ -100,6 +100,14 @@ class DeployApp(App[int]):
                         severity="error", timeout=15)
         if self.autostart_sources:
             self.call_after_refresh(self.start_sources)
+            incidents = self.runtime.extras.get("incidents")
+            if incidents is not None and hasattr(incidents, "start"):
+                incidents.start()
+
+    def on_unmount(self) -> None:
+        incidents = self.runtime.extras.get("incidents")
+        if incidents is not None and hasattr(incidents, "stop"):
+            incidents.stop()
 
     def start_sources(self) -> None:
         for name, source in self.runtime.sources.items():
@@ -134,14 +142,14 @@ class DeployApp(App[int]):
         if not first:
             return
         if threading.get_ident() == self._thread_id:
-            self.call_later(self._flush, name)
+            self.call_later(self._deliver_pending, name)
         else:
             try:
-                self.call_from_thread(self.call_later, self._flush, name)
+                self.call_from_thread(self.call_later, self._deliver_pending, name)
             except RuntimeError:  # app shutting down
                 pass
 
-    def _flush(self, name: str) -> None:
+    def _deliver_pending(self, name: str) -> None:
         with self._pending_lock:
             snapshot = self._pending.pop(name, None)
         if snapshot is None:
