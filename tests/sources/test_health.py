@@ -499,3 +499,21 @@ async def test_deploytui_snapshot_shows_the_health_rows(server: HealthServer) ->
     assert [(r["service"], r["state"]) for r in health["rows"]] == [("bad", "unhealthy"),
                                                                    ("ok", "healthy")]
     assert snapshot_cmd.exit_code({"health": sections["health"]}) == 1
+
+
+async def test_a_compressed_answer_is_decoded(server: HealthServer) -> None:
+    import gzip
+    import json
+
+    from aiohttp import web
+
+    async def gzipped(request: web.Request) -> web.StreamResponse:
+        body = gzip.compress(json.dumps(SEED_OK).encode())
+        return web.Response(body=body, headers={"Content-Type": "application/json",
+                                                "Content-Encoding": "gzip"})
+
+    url = server.route("/gz", gzipped)
+    for transport in ("aiohttp", "httpx"):
+        r = (await sweep(settings(svc("api", url)), transport=transport)).reports[0]
+        assert (r.state, r.version) == ("healthy", "1.4.2"), transport
+    assert server.requests[-1][1]["Accept-Encoding"] == "identity"
