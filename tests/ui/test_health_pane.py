@@ -179,3 +179,39 @@ def test_sparkline_scales_and_marks_missing_answers() -> None:
     assert sparkline((1.0, 8.0, None, 4.0)) == "▂█×▅"   # scaled from 0 to the largest
     assert sparkline((None, None)) == "××"
     assert sparkline(()) == ""
+
+
+async def test_the_console_polls_the_simulated_fleet() -> None:
+    from deploytui.config import load_config
+    from deploytui.demo.fleet import Fleet
+    from deploytui.model import MemoryJournal
+    from deploytui.runtime import build_runtime
+
+    with Fleet(services=8, kubernetes=False) as fleet:
+        settings = load_config(fleet.config_path)
+        settings = dataclasses.replace(settings, console=ConsoleSettings(refresh_interval=0.3))
+        runtime = build_runtime(settings, journal=MemoryJournal(), with_sources=False)
+        from deploytui.sources.health import make_source
+
+        source = make_source(runtime)
+        assert source is not None
+        runtime.sources["health"] = source
+        app = make_app(settings, runtime=runtime)
+        async with app.run_test(size=(160, 40)) as pilot:
+            pane = app.screen.query_one(HealthPane)
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if pane.table.row_count == 8:
+                    break
+            assert pane.table.row_count == 8
+            victim = fleet.services[0]
+            fleet.steer(victim.name, victim.env, down=True)
+            key = f"{victim.env}/{victim.name}"
+            for _ in range(100):
+                await pilot.pause(0.05)
+                if pane.table.rows and pane.table.rows[0].key == key:
+                    break
+            assert pane.table.rows[0].key == key             # the down service went to the top
+            assert str(pane.table.rows[0].cells[0]) == "⊘ unreachable"
+            events = [e for e in runtime.journal.events if e.kind == "health_changed"]
+            assert any(e.service == key and e.details["to"] == "unreachable" for e in events)
