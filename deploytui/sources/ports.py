@@ -51,15 +51,21 @@ __all__ = [
     "PortRow",
     "PortsSnapshot",
     "PortsSource",
+    "build_snapshot",
     "collect",
     "declared_allocations",
     "is_configured",
     "kube_allocations",
     "load_registry",
+    "local_listeners",
     "make_source",
     "parse_entries",
     "probe_allocations",
+    "read_registry_data",
+    "registry_format",
     "snapshot_section",
+    "to_section",
+    "undeclared",
 ]
 
 log = logging.getLogger(__name__)

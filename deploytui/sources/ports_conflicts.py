@@ -28,6 +28,7 @@ __all__ = [
     "CONFLICT_KINDS",
     "Conflict",
     "PortAllocation",
+    "env_bounds",
     "find_conflicts",
     "format_range",
     "parse_range",
