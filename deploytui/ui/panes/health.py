@@ -16,6 +16,7 @@ import time
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
@@ -314,7 +315,7 @@ class HealthPane(Pane):
 
     def action_clear_filters(self) -> None:
         if not (self.env_filter or self.text_filter or self.has_class("-filtering")):
-            return
+            raise SkipAction()  # nothing to clear: let escape reach the screen and the app
         self.env_filter = None
         self.text_filter = ""
         self.query_one("#health-filter", Input).value = ""
