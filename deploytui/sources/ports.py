@@ -247,11 +247,10 @@ def local_listeners() -> tuple[Listener, ...]:
             continue
         if not is_tcp and c.raddr:
             continue  # a connected UDP socket is a client, not a server
-        name = ""
         if c.pid is not None and c.pid not in names:
             try:
                 names[c.pid] = psutil.Process(c.pid).name()
-            except (psutil.Error, OSError):
+            except (psutil.Error, OSError):  # gone, or another user's
                 names[c.pid] = ""
         name = names.get(c.pid, "") if c.pid is not None else ""
         out.add(Listener(c.laddr.port, c.laddr.ip, "tcp" if is_tcp else "udp", c.pid, name))
@@ -399,12 +398,15 @@ class PortsSnapshot:
         return not self.conflicts
 
     def filtered(self, env: str | None) -> PortsSnapshot:
-        """Only ``env``'s rows and conflicts (local listeners have no env and are dropped)."""
+        """Only ``env``'s rows and conflicts (a cluster-wide NodePort clash shows in the env of
+        either party; local listeners have no env and are dropped)."""
         if not env:
             return self
         return dataclasses.replace(
             self, rows=tuple(r for r in self.rows if r.allocation.env == env),
-            conflicts=tuple(c for c in self.conflicts if c.env == env), listeners=())
+            conflicts=tuple(c for c in self.conflicts
+                            if c.env == env or any(p.env == env for p in c.parties)),
+            listeners=())
 
     def summary(self) -> dict[str, Any]:
         return {"allocations": len(self.rows), "conflicts": len(self.conflicts),

@@ -81,6 +81,8 @@ def test_services_node_ports_and_host_ports(tmp_path: Path, sim: KubeSim) -> Non
     # every Service has port 80 on its own cluster IP: that is not a conflict
     assert {c.kind for c in snap.conflicts} == {"duplicate_nodeport"}
     assert snap.errors == ()
+    # cluster-wide: the clash shows when either party's env is selected
+    assert len(snap.filtered("prod").conflicts) == len(snap.filtered("staging").conflicts) == 1
 
 
 def test_namespaces_limit_pods_but_node_ports_stay_cluster_wide(tmp_path: Path, sim: KubeSim) -> None:
