@@ -249,3 +249,29 @@ def test_services_expose_node_ports(kube_sim: KubeSim, kube_client: Any) -> None
     assert services["api"].spec.ports[0].node_port == 30080
     assert services["api"].spec.type == "NodePort"
     assert services["db"].spec.ports[0].node_port is None
+
+
+def test_events_k8s_io_is_a_view_of_core_events(kube_sim: KubeSim, kube_client: Any) -> None:
+    d = kube_sim.add_deployment("default", "web", image="web:1", replicas=1)
+    events = client.EventsV1Api(kube_client)
+    now = dt.datetime.now(dt.UTC)
+    created = events.create_namespaced_event(
+        "default",
+        client.EventsV1Event(
+            metadata=client.V1ObjectMeta(name="web.v1-event"),
+            event_time=now, reporting_controller="deploytui", reporting_instance="console-1",
+            action="Rollback", reason="RollbackRequested", note="rollback by deploytui", type="Normal",
+            regarding=client.V1ObjectReference(kind="Deployment", name="web", namespace="default", uid=d["metadata"]["uid"]),
+        ),
+    )
+    assert created.note == "rollback by deploytui" and created.regarding.name == "web"
+    core = client.CoreV1Api(kube_client).read_namespaced_event("web.v1-event", "default")
+    assert (core.message, core.involved_object.kind, core.reporting_component) == ("rollback by deploytui", "Deployment", "deploytui")
+    listed = events.list_namespaced_event("default", field_selector="reason=RollbackRequested").items
+    assert [e.metadata.name for e in listed] == ["web.v1-event"]
+    rv = events.list_namespaced_event("default").metadata.resource_version
+    client.CoreV1Api(kube_client).patch_namespaced_event("web.v1-event", "default", {"count": 2})
+    w = watch.Watch()
+    for event in w.stream(events.list_namespaced_event, "default", resource_version=rv, timeout_seconds=5):
+        assert event["type"] == "MODIFIED" and event["object"].deprecated_count == 2
+        w.stop()

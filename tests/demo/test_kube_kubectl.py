@@ -180,3 +180,14 @@ def test_auth_can_i_follows_permissions(kube_sim: KubeSim, kubectl: Any) -> None
     kube_sim.set_permission("update", "deployments/scale", allowed=False)
     result = kubectl("auth", "can-i", "update", "deployments", "--subresource=scale", check=False)
     assert (result.returncode, result.stdout.strip()) == (1, "no")
+
+
+def test_get_events_prefers_core_and_serves_events_k8s_io(kube_sim: KubeSim, kubectl: Any, wait_for: Any) -> None:
+    kube_sim.add_deployment("default", "web", image="web:1", replicas=1, settled=False)
+    wait_for(lambda: kube_sim.deployment_view("default", "web").complete, what="rollout")
+    core = json.loads(kubectl("get", "events", "-o", "json").stdout)
+    assert {item["apiVersion"] for item in core["items"]} == {"v1"}
+    v1 = json.loads(kubectl("get", "events.v1.events.k8s.io", "-o", "json").stdout)
+    assert v1["items"] and all("note" in item and "regarding" in item for item in v1["items"])
+    table = kubectl("get", "events.v1.events.k8s.io").stdout.splitlines()
+    assert table[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]

@@ -46,14 +46,17 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("all",), ("status",)),
     Resource("coordination.k8s.io", "v1", "leases", "Lease", True),
     Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False),
+    Resource("events.k8s.io", "v1", "events", "Event", True, ("ev",)),
 )
 
 # Resources that only accept ``create`` (reviews are answered, never stored).
 CREATE_ONLY = frozenset({"selfsubjectaccessreviews"})
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
-_BY_KIND = {r.kind.lower(): r for r in RESOURCES}
-_BY_KIND.update({r.plural: r for r in RESOURCES})
+_BY_KIND: dict[str, Resource] = {}
+for _r in RESOURCES:  # the first resource of a kind wins: core/v1 Events over events.k8s.io
+    _BY_KIND.setdefault(_r.kind.lower(), _r)
+    _BY_KIND.setdefault(_r.plural, _r)
 
 
 def lookup(group: str, version: str, plural: str) -> Resource | None:

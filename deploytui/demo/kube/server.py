@@ -17,7 +17,9 @@ from aiohttp import web
 from deploytui.demo.kube import resources
 from deploytui.demo.kube.access import Access, decode_access_review
 from deploytui.demo.kube.api import Api
+from deploytui.demo.kube.events_v1 import from_events_v1, to_events_v1
 from deploytui.demo.kube.metrics import render_metrics
+from deploytui.demo.kube.patch import apply_patch
 from deploytui.demo.kube.resources import Resource
 from deploytui.demo.kube.selectors import Matcher, field_matcher, label_matcher
 from deploytui.demo.kube.store import Store, WatchEvent
@@ -28,6 +30,7 @@ __all__ = ["Fault", "KubeServer"]
 
 log = logging.getLogger(__name__)
 _JSON = "application/json"
+_CORE_EVENTS = resources.lookup("", "v1", "events")
 _VERBS = {
     ("GET", True): "list", ("POST", True): "create", ("DELETE", True): "deletecollection",
     ("GET", False): "get", ("PUT", False): "update", ("PATCH", False): "patch", ("DELETE", False): "delete",
@@ -157,9 +160,41 @@ class KubeServer:
         if verb == "list" and (watch_path or _flag(request.query.get("watch"))):
             verb = "watch"
         self.access.check(verb, r.plural, sub, r.group, namespace, name)
+        if r.group == "events.k8s.io":
+            return await self._events_v1(request, namespace, name, watch_path)
         if name is None:
             return await self._collection(request, r, namespace, watch_path)
         return await self._item(request, r, namespace, name, sub)
+
+    async def _events_v1(self, request: web.Request, namespace: str | None, name: str | None, watch_path: bool) -> web.StreamResponse:
+        """events.k8s.io/v1: the stored core/v1 Events, converted on the way in and out."""
+        assert _CORE_EVENTS is not None
+        core, q, dry_run = _CORE_EVENTS, request.query, bool(request.query.get("dryRun"))
+        if name is None and request.method == "GET":
+            matchers = [m for m in (label_matcher(q.get("labelSelector")), field_matcher(q.get("fieldSelector"))) if m]
+            if watch_path or _flag(q.get("watch")):
+                return await self._watch(request, core, namespace, matchers, convert=to_events_v1, api_version="events.k8s.io/v1")
+            items, rv = self.api.list(core, namespace, matchers)
+            if wants_table(request.headers.get("Accept", "")):
+                return _json(self._table(request, core, items, rv))
+            return _json({"kind": "EventList", "apiVersion": "events.k8s.io/v1", "metadata": {"resourceVersion": rv}, "items": [to_events_v1(o) for o in items]})
+        if name is None and request.method == "POST":
+            created = self.api.create(core, namespace, from_events_v1(await self._body(request)), dry_run=dry_run)
+            return _json(to_events_v1(created), 201)
+        if name is not None and request.method == "GET":
+            obj = self.api.get(core, namespace, name)
+            if wants_table(request.headers.get("Accept", "")):
+                return _json(self._table(request, core, [obj], obj["metadata"]["resourceVersion"]))
+            return _json(to_events_v1(obj))
+        if name is not None and request.method == "PUT":
+            return _json(to_events_v1(self.api.update(core, namespace, name, from_events_v1(await self._body(request)), dry_run=dry_run)))
+        if name is not None and request.method == "PATCH":
+            current = to_events_v1(self.api.get(core, namespace, name))
+            patched = apply_patch(request.content_type, current, await request.read())
+            return _json(to_events_v1(self.api.update(core, namespace, name, from_events_v1(patched), dry_run=dry_run)))
+        if name is not None and request.method == "DELETE":
+            return _json(self.api.delete(core, namespace, name, None, dry_run=dry_run))
+        raise ApiError(405, f"the server does not allow this method on the requested resource ({request.method})", "MethodNotAllowed")
 
     async def _body(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -217,7 +252,10 @@ class KubeServer:
 
     # --- watch --------------------------------------------------------------------------------
 
-    async def _watch(self, request: web.Request, r: Resource, namespace: str | None, matchers: list[Matcher]) -> web.StreamResponse:
+    async def _watch(
+        self, request: web.Request, r: Resource, namespace: str | None, matchers: list[Matcher],
+        convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None, api_version: str | None = None,
+    ) -> web.StreamResponse:
         q = request.query
         rv_param = q.get("resourceVersion") or ""
         bookmarks = _flag(q.get("allowWatchBookmarks"))
@@ -256,6 +294,8 @@ class KubeServer:
         def encode(kind: str, obj: dict[str, Any]) -> bytes:
             if table and kind in ("ADDED", "MODIFIED", "DELETED"):
                 obj = self._table(request, r, [obj], obj["metadata"]["resourceVersion"])
+            elif convert is not None and kind != "BOOKMARK":
+                obj = convert(obj)
             return self._line({"type": kind, "object": obj})
 
         def translate(event: WatchEvent) -> bytes | None:
@@ -274,7 +314,7 @@ class KubeServer:
             meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
             if end_of_initial:
                 meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-            return self._line({"type": "BOOKMARK", "object": {"kind": r.kind, "apiVersion": r.api_version, "metadata": meta}})
+            return self._line({"type": "BOOKMARK", "object": {"kind": r.kind, "apiVersion": api_version or r.api_version, "metadata": meta}})
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
