@@ -236,6 +236,11 @@ def test_leases_optimistic_concurrency(kube_sim: KubeSim, kube_client: Any) -> N
     assert '"reason":"Conflict"' in conflict.value.body.replace(" ", "")
     assert coord.read_namespaced_lease("deploytui-web", "default").spec.holder_identity == "bob"
 
+    stale_patch = {"metadata": {"resourceVersion": theirs.metadata.resource_version}, "spec": {"holderIdentity": "dave"}}
+    with pytest.raises(ApiException) as patch_conflict:
+        coord.patch_namespaced_lease("deploytui-web", "default", stale_patch)
+    assert patch_conflict.value.status == 409
+
     coord.delete_namespaced_lease("deploytui-web", "default")
     with pytest.raises(ApiException) as gone:
         coord.read_namespaced_lease("deploytui-web", "default")

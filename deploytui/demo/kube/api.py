@@ -14,7 +14,7 @@ from deploytui.demo.kube.objects import (
     scale_of,
 )
 from deploytui.demo.kube.patch import apply_patch
-from deploytui.demo.kube.resources import Resource, by_kind
+from deploytui.demo.kube.resources import Resource
 from deploytui.demo.kube.selectors import Matcher
 from deploytui.demo.kube.store import Store
 from deploytui.demo.kube.util import ApiError, clone
@@ -140,20 +140,17 @@ class Api:
         return obj
 
     def patch(self, r: Resource, namespace: str | None, name: str, content_type: str, raw: bytes, *, sub: str | None = None, dry_run: bool = False) -> Obj:
+        """PATCH: apply the patch to the current object, then update. A patch that sets
+        ``metadata.resourceVersion`` is a precondition (409 when stale), as on the apiserver."""
         with self.store.lock:
             old = self.get(r, namespace, name)
             if sub == "scale" and r.plural == "deployments":
-                patched = apply_patch(content_type, scale_of(old), raw)
-                return self._set_scale(r, old, patched, dry_run=dry_run)
+                return self._set_scale(r, old, apply_patch(content_type, scale_of(old), raw), dry_run=dry_run)
             patched = apply_patch(content_type, old, raw)
-            expect = (patched.get("metadata") or {}).get("resourceVersion")
-            if expect == old["metadata"]["resourceVersion"]:
-                expect = None  # untouched by the patch: no precondition
-            return self.update(r, namespace, name, patched, sub=sub, dry_run=dry_run) if expect else self._update_unconditional(r, namespace, name, patched, sub, dry_run)
-
-    def _update_unconditional(self, r: Resource, namespace: str | None, name: str, patched: Obj, sub: str | None, dry_run: bool) -> Obj:
-        patched.setdefault("metadata", {}).pop("resourceVersion", None)
-        return self.update(r, namespace, name, patched, sub=sub, dry_run=dry_run)
+            meta = patched.setdefault("metadata", {})
+            if meta.get("resourceVersion") == old["metadata"]["resourceVersion"]:
+                meta.pop("resourceVersion")  # untouched by the patch: no precondition
+            return self.update(r, namespace, name, patched, sub=sub, dry_run=dry_run)
 
     def delete(self, r: Resource, namespace: str | None, name: str, body: Any = None, *, dry_run: bool = False) -> Obj:
         expect = None
@@ -196,6 +193,3 @@ class Api:
         stored = self.store.replace(r.plural, r.qualified, new)
         return scale_of(stored)
 
-
-def resource_for(kind: str) -> Resource:
-    return by_kind(kind)

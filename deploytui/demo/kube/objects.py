@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deploytui.demo.kube.selectors import label_matcher, selector_string
-from deploytui.demo.kube.util import ApiError, fnv32a, micro_timestamp, safe_encode, timestamp
+from deploytui.demo.kube.util import ApiError, fnv32a, safe_encode, timestamp
 
 __all__ = [
     "CHANGE_CAUSE",
@@ -299,6 +299,3 @@ def scale_of(deployment: Mapping[str, Any]) -> dict[str, Any]:
         },
     }
 
-
-def micro_now(now: float) -> str:
-    return micro_timestamp(now)
