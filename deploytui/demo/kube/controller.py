@@ -20,7 +20,6 @@ from deploytui.demo.kube.conditions import (
     sync_status,
 )
 from deploytui.demo.kube.objects import (
-    CHANGE_CAUSE,
     DESIRED_REPLICAS,
     HASH_LABEL,
     MAX_REPLICAS,
@@ -254,8 +253,6 @@ class DeploymentController:
             if key.startswith("kubectl.kubernetes.io/last-applied") or key in (REVISION, REVISION_HISTORY, DESIRED_REPLICAS, MAX_REPLICAS):
                 continue
             annotations[key] = value
-        if CHANGE_CAUSE not in (d["metadata"].get("annotations") or {}):
-            annotations.pop(CHANGE_CAUSE, None)
         old = annotations.get(REVISION, "")
         if (int(old) if old.isdigit() else 0) < new_revision:
             annotations[REVISION] = str(new_revision)
