@@ -45,6 +45,7 @@ __all__ = [
     "DeliveryResult",
     "DeliveryWorker",
     "Message",
+    "RolloutNotifications",
     "StoreNotifier",
     "build_request",
     "channel_secrets",
@@ -505,3 +506,44 @@ def describe_channel(channel: NotifyChannel) -> str:
         "routing key ***" if channel.routing_key else "not configured")
     return f"{channel.name} ({channel.kind}, {where})"
 
+
+
+class RolloutNotifications:
+    """Turn the rollouts source's snapshots into rollout_started / rollout_completed /
+    rollout_failed / rollout_stalled notifications (phase changes per deployment; the first
+    snapshot only sets the baseline, so a restart does not re-announce running rollouts)."""
+
+    _EVENTS: Mapping[str, str] = {"progressing": "rollout_started", "complete": "rollout_completed",
+                                  "failed": "rollout_failed", "stalled": "rollout_stalled"}
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self._seen: dict[str, tuple[str, int]] = {}
+        self._baseline = False
+
+    def observe(self, snapshot: Any) -> list[str]:
+        """Notify the changes in ``snapshot`` (a RolloutSnapshot); returns the events sent."""
+        if not getattr(snapshot, "loaded", True) or getattr(snapshot, "error", None):
+            return []
+        sent: list[str] = []
+        for r in getattr(snapshot, "rollouts", ()):
+            key = f"{r.namespace}/{r.name}"
+            before = self._seen.get(key)
+            now = (r.phase, r.revision)
+            self._seen[key] = now
+            if not self._baseline or before is None or before == now:
+                continue
+            event = self._EVENTS.get(r.phase)
+            if event is None or (before[0] == r.phase and event != "rollout_started"):
+                continue
+            if event == "rollout_completed" and before[0] == "complete":
+                continue
+            try:
+                self.notifier.notify(event, {
+                    "deployment": key, "target": key, "service": r.service, "env": r.env,
+                    "revision": r.revision, "version": r.version, "message": r.message})
+                sent.append(event)
+            except Exception:
+                log.exception("notifying %s failed", event)
+        self._baseline = True
+        return sent

@@ -1,0 +1,249 @@
+"""The guard in the console: the proposal banner, the automatic-rollback countdown, the header
+badge, and the controller that starts a guard for every rollout.
+
+Wiring (the lead's console)::
+
+    from deploytui.ui.guard_banner import install_guard
+    controller = install_guard(runtime, app)   # runtime.extras["guard"], a snapshot listener,
+                                               # runtime.extras["guard_badge"]
+    # `g` -> deploytui.ui.flows.guard_arm -> runtime.extras["guard"].toggle_armed(screen)
+
+When a rollouts snapshot shows a deployment progressing on a revision the controller has not
+guarded yet, it runs a :class:`~deploytui.guard_runner.GuardRunner` for it as an app worker.
+When the guard trips, :class:`GuardPromptScreen` opens:
+
+* propose: the evidence and a countdown; ``y`` rolls back (through the door), ``n`` / ``esc``
+  dismisses; when the countdown ends nothing is done;
+* auto (armed): the evidence and "rolling back in N s"; ``esc`` aborts; at zero the rollback runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from deploytui.errors import ActionRefused
+from deploytui.guard_runner import GuardOutcome, GuardRunner, Prompt
+from deploytui.model import AuditRecord
+
+__all__ = ["GuardController", "GuardPromptScreen", "badge_text", "install_guard"]
+
+ARMED_BADGE = "[b reverse] GUARD ARMED [/]"
+
+
+def badge_text(mode: str, armed: bool) -> str:
+    """What the header shows: ``GUARD ARMED`` (auto, armed), ``guard: auto (disarmed)``,
+    ``guard: propose``, or nothing (off)."""
+    if mode == "off":
+        return ""
+    if mode == "auto":
+        return ARMED_BADGE if armed else "guard: auto (disarmed)"
+    return "guard: propose"
+
+
+class GuardPromptScreen(ModalScreen[str]):
+    """The banner: evidence, countdown, keys. Dismisses with ``confirm``, ``dismiss``,
+    ``abort`` or ``timeout``."""
+
+    DEFAULT_CSS = """
+    GuardPromptScreen { align: center top; }
+    GuardPromptScreen > Vertical {
+        width: 100; max-width: 100%; height: auto; max-height: 100%;
+        border: thick $error; background: $surface; padding: 0 1; margin-top: 2;
+    }
+    GuardPromptScreen .title { text-style: bold; color: $error; }
+    GuardPromptScreen .evidence { color: $text; }
+    GuardPromptScreen #countdown { text-style: bold; margin-top: 1; }
+    GuardPromptScreen .hint { color: $text-muted; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "escape", "Abort / dismiss"),
+        Binding("y", "confirm", "Roll back", show=False),
+        Binding("n", "dismiss_prompt", "Dismiss", show=False),
+    ]
+
+    def __init__(self, prompt: Prompt, clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        p = self.prompt
+        auto = p.kind == "countdown"
+        title = (f"GUARD TRIPPED — automatic rollback of {p.deployment} (revision {p.revision})"
+                 if auto else f"GUARD TRIPPED — roll back {p.deployment} (revision {p.revision})?")
+        with Vertical():
+            yield Label(title, classes="title", markup=False)
+            yield Static(p.decision.reason, markup=False)
+            for line in p.evidence:
+                yield Static(f"  • {line}", classes="evidence", markup=False)
+            yield Static(self._countdown_text(), id="countdown", markup=False)
+            hint = ("esc aborts the rollback" if auto else
+                    "y rolls back to the previous revision · n / esc dismisses")
+            yield Static(hint, classes="hint", markup=False)
+
+    def _countdown_text(self) -> str:
+        left = self.prompt.remaining(self.clock())
+        if self.prompt.kind == "countdown":
+            return f"Rolling back in {left:.0f} s"
+        return f"Proposal expires in {left:.0f} s"
+
+    def on_mount(self) -> None:
+        self.set_interval(0.2, self._tick)
+
+    def _tick(self) -> None:
+        self.query_one("#countdown", Static).update(self._countdown_text())
+        if self.prompt.remaining(self.clock()) <= 0 and self.is_current:
+            self.dismiss("timeout")
+
+    def action_escape(self) -> None:
+        if self.prompt.kind == "countdown":
+            self.prompt.runner.abort()
+            self.dismiss("abort")
+        else:
+            self.prompt.runner.dismiss()
+            self.dismiss("dismiss")
+
+    def action_confirm(self) -> None:
+        if self.prompt.kind == "propose":
+            self.prompt.runner.confirm()
+            self.dismiss("confirm")
+
+    def action_dismiss_prompt(self) -> None:
+        if self.prompt.kind == "propose":
+            self.prompt.runner.dismiss()
+            self.dismiss("dismiss")
+
+
+class GuardController:
+    """One per console: arms/disarms, starts a guard per rollout, shows the prompts."""
+
+    def __init__(self, runtime: Any, app: App[Any] | None = None, *,
+                 clock: Callable[[], float] = time.time,
+                 runner_options: dict[str, Any] | None = None) -> None:
+        self.runtime = runtime
+        self.app = app
+        self.clock = clock
+        self.mode = runtime.settings.guard.mode
+        self.armed = False
+        self.runner_options = dict(runner_options or {})
+        self.runners: dict[str, GuardRunner] = {}
+        self.outcomes: list[GuardOutcome] = []
+        self._guarded: set[tuple[str, int]] = set()
+        self._rollout_notes: Any = None
+        self.update_badge()
+
+    # --- wiring --------------------------------------------------------------------------------
+
+    def attach(self, app: App[Any]) -> GuardController:
+        self.app = app
+        self.runtime.extras["guard"] = self
+        listeners = getattr(app, "snapshot_listeners", None)
+        if listeners is not None and self.on_snapshot not in listeners:
+            listeners.append(self.on_snapshot)
+        return self
+
+    def update_badge(self) -> None:
+        self.runtime.extras["guard_badge"] = badge_text(self.mode, self.armed)
+        console = self._console()
+        if console is not None and hasattr(console, "update_header"):
+            try:
+                console.update_header()
+            except Exception:   # before the header is mounted
+                pass
+
+    def _console(self) -> Any:
+        app = self.app
+        if app is None:
+            return None
+        getter = getattr(app, "get_screen_console", None)
+        return getter() if getter is not None else None
+
+    # --- arming (`g`) --------------------------------------------------------------------------
+
+    def toggle_armed(self, screen: Any) -> None:
+        try:
+            self.runtime.door.check_allowed("guard_arm")
+        except ActionRefused as exc:
+            screen.notify(str(exc), severity="error")
+            return
+        if self.mode != "auto":
+            screen.notify(f"guard: mode is {self.mode!r}; arming applies to mode \"auto\" "
+                          "([guard] mode)", severity="warning")
+            return
+        self.armed = not self.armed
+        for runner in self.runners.values():
+            runner.armed = self.armed
+        state = "armed: a tripped guard rolls back after the countdown" if self.armed else \
+            "disarmed: a tripped guard only proposes"
+        try:
+            self.runtime.journal.add_audit(AuditRecord(
+                action="guard_arm", target="guard", status="ok", ts=self.clock(),
+                deployer=self.runtime.operator, message=f"guard {state}",
+                after={"armed": self.armed}))
+        except Exception:
+            pass
+        self.update_badge()
+        screen.notify(f"guard {state}", severity="warning" if self.armed else "information")
+
+    # --- rollouts ------------------------------------------------------------------------------
+
+    def on_snapshot(self, name: str, snapshot: Any) -> None:
+        if name != "rollouts":
+            return
+        notifier = self.runtime.extras.get("notifier")
+        if notifier is not None:
+            if self._rollout_notes is None:
+                from deploytui.notify import RolloutNotifications
+
+                self._rollout_notes = RolloutNotifications(notifier)
+            self._rollout_notes.observe(snapshot)
+        if self.mode == "off" or getattr(snapshot, "error", None):
+            return
+        for r in getattr(snapshot, "rollouts", ()):
+            key = f"{r.namespace}/{r.name}"
+            if r.phase in ("progressing", "stalled", "failed") and \
+                    (key, r.revision) not in self._guarded and key not in self.runners:
+                self._guarded.add((key, r.revision))
+                self.watch(key)
+
+    def watch(self, deployment: str, **options: Any) -> GuardRunner:
+        """Start guarding ``deployment`` now (an app worker); returns the runner."""
+        opts = {**self.runner_options, **options}
+        runner = GuardRunner(self.runtime, deployment, mode=self.mode, armed=self.armed,
+                             on_prompt=self.show_prompt, on_finish=self._finished, **opts)
+        self.runners[deployment] = runner
+        assert self.app is not None, "attach the controller to the app first"
+        self.app.run_worker(runner.run(), name=f"guard:{deployment}", group="guard",
+                            exit_on_error=False)
+        return runner
+
+    def show_prompt(self, prompt: Prompt) -> None:
+        if self.app is not None:
+            self.app.push_screen(GuardPromptScreen(prompt, clock=prompt.runner.clock))
+
+    def _finished(self, outcome: GuardOutcome) -> None:
+        self.outcomes.append(outcome)
+        self.runners.pop(outcome.deployment, None)
+        if outcome.status in ("healthy", "stopped") or self.app is None:
+            return
+        severity = "error" if outcome.status in ("blocked", "rollback_failed") else "warning"
+        self.app.notify(f"guard: {outcome.message}", severity=severity, timeout=15)
+
+    def stop_all(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.stop()
+
+
+def install_guard(runtime: Any, app: App[Any], **options: Any) -> GuardController:
+    """Create the console's guard: ``runtime.extras["guard"]`` (what ``g`` toggles), the header
+    badge in ``runtime.extras["guard_badge"]``, and a listener on the rollouts snapshots."""
+    return GuardController(runtime, app, **options).attach(app)
