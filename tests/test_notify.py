@@ -280,3 +280,36 @@ def test_door_notifies_rollback_start_and_outcome(tmp_path: Path) -> None:
                                   {"alertname": "HighErrorRate", "fingerprint": "abc"})
         assert body["event_action"] == "acknowledge" and body["dedup_key"] == "deploytui/alert/abc"
         store.close()
+
+
+def test_rollout_snapshots_become_notifications(tmp_path: Path) -> None:
+    from deploytui.notify import RolloutNotifications
+    from deploytui.sources.rollout_model import Rollout, RolloutSnapshot
+
+    def snap(phase: str, revision: int) -> RolloutSnapshot:
+        r = Rollout(namespace="shop", name="checkout", phase=phase,  # type: ignore[arg-type]
+                    message="m", images=(f"x/checkout:1.{revision}.0",), revision=revision,
+                    desired=4, current=4, updated=4, ready=4, available=4, service="prod/checkout",
+                    env="prod")
+        return RolloutSnapshot(rollouts=(r,), loaded=True)
+
+    clock = Clock()
+    with WebhookReceiver() as rx:
+        settings = make_settings(rx, tmp_path)
+        store = open_store(settings, clock)
+        notes = RolloutNotifications(StoreNotifier(store, settings.notify, clock=clock))
+        assert notes.observe(snap("progressing", 1)) == []       # the baseline: no re-announce
+        assert notes.observe(snap("complete", 1)) == ["rollout_completed"]
+        assert notes.observe(snap("complete", 1)) == []
+        assert notes.observe(snap("progressing", 2)) == ["rollout_started"]
+        assert notes.observe(snap("stalled", 2)) == ["rollout_stalled"]
+        assert notes.observe(snap("failed", 2)) == ["rollout_failed"]
+        assert notes.observe(snap("progressing", 3)) == ["rollout_started"]
+        queued = [n for n in store.notifications(limit=50) if n.channel == "ops-slack"]
+        assert {n.event for n in queued} == {"rollout_completed", "rollout_started",
+                                             "rollout_stalled", "rollout_failed"}
+        started = next(n for n in queued if n.event == "rollout_started")
+        assert started.payload["version"] == "1.3.0"
+        assert render("rollout_started", started.payload).title == \
+            "Rollout started: shop/checkout → 1.3.0"
+        store.close()

@@ -27,25 +27,37 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import DataTable, Label, Static
 
 from deploytui.errors import ActionRefused
 from deploytui.guard_runner import GuardOutcome, GuardRunner, Prompt
 from deploytui.model import AuditRecord
 
-__all__ = ["GuardController", "GuardPromptScreen", "badge_text", "install_guard"]
+__all__ = [
+    "DeadLettersScreen",
+    "GuardController",
+    "GuardPromptScreen",
+    "badge_text",
+    "install_guard",
+    "show_dead_letters",
+]
 
 ARMED_BADGE = "[b reverse] GUARD ARMED [/]"
 
 
-def badge_text(mode: str, armed: bool) -> str:
+def badge_text(mode: str, armed: bool, dead_letters: int = 0) -> str:
     """What the header shows: ``GUARD ARMED`` (auto, armed), ``guard: auto (disarmed)``,
-    ``guard: propose``, or nothing (off)."""
+    ``guard: propose``, or nothing (off); plus ``N dead letters`` when notifications gave up."""
     if mode == "off":
-        return ""
-    if mode == "auto":
-        return ARMED_BADGE if armed else "guard: auto (disarmed)"
-    return "guard: propose"
+        text = ""
+    elif mode == "auto":
+        text = ARMED_BADGE if armed else "guard: auto (disarmed)"
+    else:
+        text = "guard: propose"
+    if dead_letters:
+        note = f"[b]{dead_letters} undelivered notification{'s' if dead_letters > 1 else ''}[/b]"
+        text = f"{text}  {note}" if text else note
+    return text
 
 
 class GuardPromptScreen(ModalScreen[str]):
@@ -139,6 +151,8 @@ class GuardController:
         self.outcomes: list[GuardOutcome] = []
         self._guarded: set[tuple[str, int]] = set()
         self._rollout_notes: Any = None
+        self.dead_letters = 0
+        self._dead_checked = 0.0
         self.update_badge()
 
     # --- wiring --------------------------------------------------------------------------------
@@ -152,7 +166,7 @@ class GuardController:
         return self
 
     def update_badge(self) -> None:
-        self.runtime.extras["guard_badge"] = badge_text(self.mode, self.armed)
+        self.runtime.extras["guard_badge"] = badge_text(self.mode, self.armed, self.dead_letters)
         console = self._console()
         if console is not None and hasattr(console, "update_header"):
             try:
@@ -196,7 +210,24 @@ class GuardController:
 
     # --- rollouts ------------------------------------------------------------------------------
 
+    def refresh_dead_letters(self, force: bool = False) -> int:
+        """Count the dead letters (at most every 5 s unless ``force``); updates the badge."""
+        now = time.monotonic()
+        if not force and now - self._dead_checked < 5.0:
+            return self.dead_letters
+        self._dead_checked = now
+        dead = getattr(self.runtime.journal, "dead_letters", None)
+        try:
+            count = len(dead(limit=1000)) if callable(dead) else 0
+        except Exception:
+            count = self.dead_letters
+        if count != self.dead_letters:
+            self.dead_letters = count
+            self.update_badge()
+        return count
+
     def on_snapshot(self, name: str, snapshot: Any) -> None:
+        self.refresh_dead_letters()
         if name != "rollouts":
             return
         notifier = self.runtime.extras.get("notifier")
@@ -241,6 +272,105 @@ class GuardController:
     def stop_all(self) -> None:
         for runner in list(self.runners.values()):
             runner.stop()
+
+
+class DeadLettersScreen(ModalScreen[None]):
+    """Notifications that gave up after every attempt: ``r`` retries the selected one now,
+    ``esc`` closes. Errors are already masked (no webhook URL or key is shown)."""
+
+    DEFAULT_CSS = """
+    DeadLettersScreen { align: center middle; }
+    DeadLettersScreen > Vertical {
+        width: 140; max-width: 100%; height: auto; max-height: 90%;
+        border: thick $warning; background: $surface; padding: 0 1;
+    }
+    DeadLettersScreen .title { text-style: bold; }
+    DeadLettersScreen .hint { color: $text-muted; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("r", "retry", "Retry now"),
+    ]
+
+    def __init__(self, runtime: Any) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.ids: list[int] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Undelivered notifications (dead letters)", classes="title")
+            yield DataTable(cursor_type="row", zebra_stripes=True)
+            yield Static("", id="status", markup=False)
+            yield Static("r retries the selected message now · esc closes", classes="hint")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("id", "created (UTC)", "event", "channel", "target", "attempts",
+                          "last error")
+        self.reload()
+
+    def reload(self) -> None:
+        from datetime import UTC, datetime
+
+        from deploytui.notify import channel_secrets, mask_text
+
+        table = self.query_one(DataTable)
+        table.clear()
+        dead = getattr(self.runtime.journal, "dead_letters", None)
+        rows = dead(limit=200) if callable(dead) else []
+        secrets = channel_secrets(self.runtime.settings.notify)
+        self.ids = []
+        for n in rows:
+            p = n.payload or {}
+            target = str(p.get("deployment") or p.get("target") or p.get("service") or "")
+            table.add_row(str(n.id), datetime.fromtimestamp(n.created_at, UTC).strftime(
+                "%Y-%m-%d %H:%M:%S"), n.event, n.channel, target, str(n.attempts),
+                mask_text(n.last_error, secrets))
+            self.ids.append(n.id)
+        self.query_one("#status", Static).update(
+            f"{len(rows)} dead letter(s)" if rows else "no dead letters")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_retry(self) -> None:
+        table = self.query_one(DataTable)
+        if not self.ids or table.cursor_row is None or table.cursor_row >= len(self.ids):
+            return
+        self._retry(self.ids[table.cursor_row])
+
+    def _retry(self, notification_id: int) -> None:
+        from deploytui.notify import DeliveryWorker
+
+        store = self.runtime.journal
+        settings = self.runtime.settings.notify
+
+        def work() -> str:
+            store.requeue_notification(notification_id)
+            result = DeliveryWorker(store, settings).deliver_one(notification_id)
+            if result is None:
+                return f"#{notification_id}: not found"
+            if result.ok:
+                return f"#{notification_id} delivered to {result.channel}"
+            return f"#{notification_id} failed again ({result.error}); it is back in the queue"
+
+        def done(message: str) -> None:
+            self.query_one("#status", Static).update(message)
+            self.reload()
+
+        async def run() -> None:
+            import asyncio
+
+            done(await asyncio.to_thread(work))
+
+        self.run_worker(run(), group="dead-letters", exit_on_error=False)
+
+
+def show_dead_letters(screen: Any) -> None:
+    """Open the dead-letter list (for a console key or the command palette)."""
+    screen.app.push_screen(DeadLettersScreen(screen.runtime))
 
 
 def install_guard(runtime: Any, app: App[Any], **options: Any) -> GuardController:

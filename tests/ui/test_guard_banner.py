@@ -139,3 +139,52 @@ async def test_read_only_console_cannot_arm(tmp_path: Path) -> None:
             assert not controller.armed
             assert rt.extras["guard_badge"] == "guard: auto (disarmed)"
         close(rt)
+
+
+async def test_dead_letters_screen_lists_and_retries(tmp_path: Path) -> None:
+    from textual.widgets import DataTable
+
+    from deploytui.config import parse_config
+    from deploytui.ui.guard_banner import DeadLettersScreen, show_dead_letters
+    from tests.webhook_receiver import WebhookReceiver
+
+    secret = "T9/B9/dead-letter-screen-secret"
+    with WebhookReceiver() as rx:
+        settings = parse_config(f"""
+[console]
+operator = "ann@ops"
+[[notify.channels]]
+name = "ops-slack"
+kind = "slack"
+url = "{rx.url('/hooks/' + secret)}"
+[[notify.routes]]
+role = "ops"
+channels = ["ops-slack"]
+[store]
+path = "{tmp_path / 'store.db'}"
+""")
+        app, rt = app_for(settings)
+        nid = rt.journal.enqueue_notification("rollout_failed", "ops-slack",
+                                              {"target": "shop/checkout"})
+        rt.journal.mark_failed(nid, f"ops-slack ({rx.url('/hooks/' + secret)}): HTTP 500", None)
+        controller = install_guard(rt, app)
+        assert controller.refresh_dead_letters(force=True) == 1
+        assert "1 undelivered notification" in rt.extras["guard_badge"]
+        async with app.run_test(size=(160, 48)) as pilot:
+            console = app.get_screen_console()
+            assert console is not None
+            show_dead_letters(console)
+            await pilot.pause(0.2)
+            screen = app.screen
+            assert isinstance(screen, DeadLettersScreen)
+            table = screen.query_one(DataTable)
+            assert table.row_count == 1
+            row = [str(c) for c in table.get_row_at(0)]
+            assert row[2:5] == ["rollout_failed", "ops-slack", "shop/checkout"]
+            assert secret not in " ".join(row) and "127.0.0.1/***" in row[6]
+            await pilot.press("r")
+            await until(pilot, lambda: table.row_count == 0, "the retried message to leave")
+            assert rx.delivered and rx.delivered[0][1]["text"].startswith("Rollout FAILED")
+            await pilot.press("escape")
+        assert controller.refresh_dead_letters(force=True) == 0
+        close(rt)
