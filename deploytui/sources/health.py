@@ -431,7 +431,10 @@ class HealthSource:
             transport = httpx.AsyncHTTPTransport(limits=limits)
         self._transport = transport
         # trust_env=False: health endpoints are polled directly, never through $HTTP_PROXY.
-        return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(h.timeout),
+        # No transport timeouts: one asyncio.timeout(health.timeout) per request covers connect,
+        # headers and the whole body (a drip-fed body too), and aiohttp then does not re-arm a
+        # read timer on every chunk.
+        return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(None),
                                  follow_redirects=False, trust_env=False,
                                  headers={"Accept": _ACCEPT, "Accept-Encoding": "identity",
                                           "User-Agent": "deploytui-health"})
