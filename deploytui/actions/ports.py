@@ -148,9 +148,10 @@ def rewrite_registry(path: Path, shown: str, a: PortAllocation, expect: tuple[in
         raise ActionRefused(f"{a.label} is no longer in {shown}; refresh and try again",
                             reason="changed")
     if _current(entry) != expect:
-        now = _current(entry)
+        start, end = _current(entry)
+        now = format_range(start, end) if start is not None and end is not None else "malformed"
         raise ActionRefused(f"{a.label} changed in {shown} since it was read "
-                            f"({format_range(*expect)} -> {now[0]}-{now[1]}); refresh and try again",
+                            f"({format_range(*expect)} -> {now}); refresh and try again",
                             reason="changed")
     _updated(entry, *new)
     if fmt == "json":
@@ -167,6 +168,7 @@ def rewrite_registry(path: Path, shown: str, a: PortAllocation, expect: tuple[in
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    path = path.resolve()  # a symlinked registry (e.g. into a repo checkout) stays a symlink
     try:
         mode = path.stat().st_mode & 0o7777
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

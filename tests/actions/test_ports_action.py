@@ -199,3 +199,15 @@ def test_suggestion_then_reassign_clears_the_conflict(tmp_path: Path) -> None:
     result = door()[0].run(PortReassignAction(s, row.allocation, row.suggestion[0]))
     assert result.ok, result.message
     assert asyncio.run(ports.collect(s)).conflicts == ()
+
+
+def test_a_symlinked_registry_stays_a_symlink(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "ports.toml").write_text(REGISTRY)
+    s = make(tmp_path, "ports.toml", "")
+    (tmp_path / "ports.toml").unlink()
+    (tmp_path / "ports.toml").symlink_to(repo / "ports.toml")
+    assert door()[0].run(PortReassignAction(s, find(s, "cart@prod"), 3055)).ok
+    assert (tmp_path / "ports.toml").is_symlink()
+    assert tomllib.loads((repo / "ports.toml").read_text())["cart"]["prod"]["start"] == 3055
