@@ -100,6 +100,7 @@ class PortsPane(Pane):
         super().__init__(runtime, id=id, classes=classes)
         self.filter_text = ""
         self._by_key: dict[str, PortRow | Listener] = {}
+        self._stale_since: float | None = None
 
     def compose_body(self) -> ComposeResult:
         box = Input(placeholder="filter: service, env, port, source, live, conflict, file — "
@@ -164,8 +165,11 @@ class PortsPane(Pane):
             counts += f" · filter {self.filter_text!r}: {len(rows)} shown"
         self.set_counts(counts, problems=n_conflicts)
         if snap.stale or snap.errors:
-            self.set_stale("; ".join(snap.errors) or "last poll failed", snap.taken_at)
+            if self._stale_since is None:  # since the first failed poll, not the latest
+                self._stale_since = snap.taken_at
+            self.set_stale("; ".join(snap.errors) or "last poll failed", self._stale_since)
         else:
+            self._stale_since = None
             self.set_stale(None)
 
     @staticmethod
