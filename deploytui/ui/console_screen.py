@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import work
@@ -52,6 +53,25 @@ ACTION_HANDLERS: dict[str, tuple[str, str]] = {
     "note": ("deploytui.ui.flows", "note"),
     "postmortem": ("deploytui.ui.flows", "postmortem"),
 }
+
+
+def _current_context(path: Path | None) -> str:
+    """current-context of a kubeconfig ($KUBECONFIG, ~/.kube/config); "" when unreadable."""
+    import os
+
+    import yaml
+
+    candidates = [path] if path else [
+        Path(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p
+    ] or [Path.home() / ".kube" / "config"]
+    for candidate in candidates:
+        try:
+            data = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("current-context"):
+            return str(data["current-context"])
+    return "default context"
 
 
 class HeaderBar(Static):
@@ -156,6 +176,7 @@ class ConsoleScreen(Screen[None]):
         self._layout = ""
         self._header_text = ""
         self._banner_text = ""
+        self._context_label: str | None = None
 
     # --- composition --------------------------------------------------------------------------
 
@@ -220,9 +241,20 @@ class ConsoleScreen(Screen[None]):
             parts.append("WALL")
         return " · ".join(parts)
 
+    def _kube_context(self) -> str:
+        """The Kubernetes context the console acts in, read once from the kubeconfig."""
+        if self._context_label is None:
+            k = self.runtime.settings.kubernetes
+            label = ""
+            if k.enabled:
+                label = k.context or ("in-cluster" if k.in_cluster else _current_context(
+                    self.runtime.settings.resolve_path(k.kubeconfig) if k.kubeconfig else None))
+            self._context_label = f"kube: {label}" if label else ""
+        return self._context_label
+
     def update_header(self) -> None:
         s = self.runtime.settings
-        ctx = s.kubernetes.context or ("kube: default context" if s.kubernetes.enabled else "")
+        ctx = self._kube_context()
         envs = sorted({svc.env for svc in s.services})
         env_text = f"envs: {', '.join(envs)}" if envs else "no services configured"
         clock = time.strftime("%H:%M", time.localtime(getattr(self.app, "clock", time.time)()))
