@@ -12,6 +12,7 @@ team, tags), ``escape`` clears the filters, ``enter`` opens the detail screen.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from operator import itemgetter
 from typing import Any, ClassVar
@@ -40,6 +41,8 @@ COLUMNS = (
     Column("version", "VERSION", width=14),
 )
 _BARS = "▁▂▃▄▅▆▇█"
+#: Rows built per event-loop turn when many change at once (about 5 ms of work).
+BUILD_CHUNK = 750
 _LEVEL_MARK = {"ok": "", "target": " !", "alert": " !!"}
 # Extra state the shared status table does not know.
 _PENDING = ("○", "pending", "secondary")
@@ -209,6 +212,7 @@ class HealthPane(Pane):
         rank = STATE_RANK
         keyed: list[tuple[tuple[int, str, str], Row]] = []
         append = keyed.append
+        stale: list[tuple[HealthReport, tuple[Any, ...]]] = []
         for r in snapshot.reports:
             if env is not None and r.env != env:
                 continue
@@ -217,9 +221,18 @@ class HealthPane(Pane):
             proj = _project(r)
             cached = cache.get(r.key)
             if cached is None or cached[0] != proj:
-                cached = (proj, (rank.get(r.state, 0), r.env, r.name), self._build_row(r, colors))
-                cache[r.key] = cached
-                self.row_builds += 1
+                stale.append((r, proj))
+                continue
+            append(cached[1:])  # type: ignore[arg-type]
+        if len(stale) > BUILD_CHUNK:
+            # Thousands of new rows (first arrival, theme change): build them over several
+            # event-loop turns so the UI never stalls, then come back here.
+            self._build_in_chunks(stale, colors)
+            return
+        for r, proj in stale:
+            cached = cache[r.key] = (proj, (rank.get(r.state, 0), r.env, r.name),
+                                     self._build_row(r, colors))
+            self.row_builds += 1
             append(cached[1:])  # type: ignore[arg-type]
         keyed.sort(key=itemgetter(0))
         rows = [row for _, row in keyed]
@@ -228,6 +241,21 @@ class HealthPane(Pane):
         self.table.set_rows(rows)
         self._update_counts(snapshot)
         self._update_spark()
+
+    def _build_in_chunks(self, stale: list[tuple[HealthReport, tuple[Any, ...]]],
+                         colors: dict[str, str]) -> None:
+        async def build() -> None:
+            rank = STATE_RANK
+            for start in range(0, len(stale), BUILD_CHUNK):
+                for r, proj in stale[start:start + BUILD_CHUNK]:
+                    self._rows[r.key] = (proj, (rank.get(r.state, 0), r.env, r.name),
+                                         self._build_row(r, colors))
+                    self.row_builds += 1
+                await asyncio.sleep(0)
+            self.refresh_rows()
+
+        # A newer snapshot replaces a build still running (exclusive group).
+        self.run_worker(build(), group="health-rows", exclusive=True, exit_on_error=False)
 
     @staticmethod
     def _matches(r: HealthReport, needle: str) -> bool:
