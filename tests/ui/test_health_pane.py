@@ -215,3 +215,22 @@ async def test_the_console_polls_the_simulated_fleet() -> None:
             assert str(pane.table.rows[0].cells[0]) == "⊘ unreachable"
             events = [e for e in runtime.journal.events if e.kind == "health_changed"]
             assert any(e.service == key and e.details["to"] == "unreachable" for e in events)
+
+
+async def test_many_new_rows_are_built_in_chunks(server: HealthServer,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from deploytui.ui.panes import health as health_pane
+
+    monkeypatch.setattr(health_pane, "BUILD_CHUNK", 2)     # 5 rows > 2: the chunked path
+    settings = fleet_settings(server)
+    source, snap = await poll(settings)
+    app = await started(settings)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.publish("health", snap)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        pane = app.screen.query_one(HealthPane)
+        assert shown(pane)[0] == "staging/down" and len(shown(pane)) == 5
+        assert pane.row_builds == 5
+    await source.aclose()
