@@ -65,6 +65,7 @@ __all__ = [
     "escalation",
     "filter_presets",
     "format_age",
+    "latest_metrics",
     "make_metrics",
     "make_source",
     "merge_alerts",
@@ -726,6 +727,14 @@ _CMP_RE = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(bool\s+)?[-+0-9.eE]+\s*$")
 def strip_comparison(expr: str) -> str:
     """``rate(x[5m]) > 0.5`` -> ``rate(x[5m])``: the value behind a threshold alert."""
     return _CMP_RE.sub("", expr.strip()) or expr
+
+
+def latest_metrics(runtime: Any) -> MetricsSnapshot | None:
+    """The newest fleet figures the alerts source has (for the guard, the health detail ...):
+    from the snapshot the pane shows, else the source's last poll; None before the first."""
+    snap = runtime.extras.get("alerts_snapshot") or getattr(runtime.sources.get("alerts"),
+                                                            "last", None)
+    return getattr(snap, "metrics", None)
 
 
 def make_source(runtime: Any) -> AlertsSource | None:

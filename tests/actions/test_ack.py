@@ -61,6 +61,7 @@ def test_ack_uses_the_configured_defaults_and_the_operator(stack: PromStack) -> 
     post_alert(stack.alertmanager_url, "AckDefaults", "payments")
     rt = runtime_for(stack.alertmanager_url)
     alert = feed_alert(rt, "AckDefaults")
+    assert alerts_mod.latest_metrics(rt) is None  # no metrics source configured, only AM
     action = ack_action(rt, alert)
     assert isinstance(action, AckAction) and action.id == "ack"
     result = rt.door.run(action)

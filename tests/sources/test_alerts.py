@@ -111,6 +111,12 @@ def test_a_prometheus_rule_fires_and_appears_in_the_feed(fleet: Fleet, stack: Pr
     assert snap.errors == {} and snap.metrics is not None and snap.metrics.source == "prometheus"
     # the metrics ride along for the guard and the health detail
     assert snap.metrics.value("checkout", "error_rate_pct", "prod").ok
+    from types import SimpleNamespace
+
+    from deploytui.sources.alerts import latest_metrics
+
+    runtime = SimpleNamespace(extras={}, sources={"alerts": source})
+    assert latest_metrics(runtime) is snap.metrics
     assert snap.counts["critical"] >= 1
     esc = snap.escalation(snap.find(a.fingerprint))  # type: ignore[arg-type]
     assert esc is not None and esc.level == 1 and esc.priority == "P1"
