@@ -168,3 +168,46 @@ async def test_update_is_cheap_when_nothing_changed(stack: PromStack) -> None:
         assert pane.table.repaints == before
         assert pane.table.row_count == len(snap.alerts)
         await asyncio.sleep(0)
+
+
+async def test_rule_alert_detail_shows_the_rule_and_its_history_sparkline() -> None:
+    from deploytui.rules import Level, RuleAlert
+    from deploytui.sources.alerts import AlertsSnapshot, merge_alerts
+    from deploytui.sources.metrics import MetricsSnapshot
+
+    now = time.time()
+    rule = RuleAlert("rule:0123456789abcdef", "HighLatencyP95", "cart", "prod", "p95_s",
+                     Level.CRITICAL, 2.4, 2.0, now - 300, "p95 latency")
+    alerts = merge_alerts([], [], [rule], {}, now)
+    history = {rule.fingerprint: tuple((now - 60 + i * 10, 1.5 + i * 0.2) for i in range(7))}
+    metrics = MetricsSnapshot(source="prometheus", queries={"p95_s": "histogram_quantile(0.95, x)"})
+    snap = AlertsSnapshot(alerts=alerts, metrics=metrics, counts={"critical": 1},
+                          parts=("prometheus",), history=history,
+                          response_minutes={"P1": 15.0}, taken_at=now)
+    settings = Settings(console=ConsoleSettings(refresh_interval=3600))
+    rt = build_runtime(settings, journal=MemoryJournal(), with_sources=False)
+    rt.sources["alerts"] = object()  # configured; the test hands the pane its snapshot
+    app = DeployApp(rt, autostart_sources=False)
+    async with app.run_test(size=(160, 45)) as pilot:
+        pane = pane_of(app)
+        pane.update_snapshot(snap)
+        await pilot.pause()
+        row = pane.table.rows[0]
+        assert row.cells[1] == "critical" and row.cells[8] == "2.40 s"
+        assert row.cells[7].startswith("L1 P1")
+        console = app.get_screen_console()
+        assert console is not None
+        console.focus_pane("alerts")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, AlertDetailScreen), "the detail")
+        detail = app.screen
+        assert isinstance(detail, AlertDetailScreen)
+        body = str(detail.query_one("#alert-detail-body").render())
+        assert "deploytui threshold rule" in body and "[rules] p95_seconds" in body
+        assert "PromQL:      histogram_quantile(0.95, x)" in body
+        assert "Critical level > 2.00 s" in body
+        caption = await until(
+            pilot, lambda: (t := str(detail.query_one("#alert-detail-caption").render()))
+            .startswith("last") and t, "the sparkline")
+        assert "min 1.50 s" in caption and "max 2.70 s" in caption
+        assert len(detail.points) == 7
