@@ -41,8 +41,8 @@ from deploytui.sources.ports_compose import kube_allocations, load_compose_file
 from deploytui.sources.ports_conflicts import (
     Conflict,
     PortAllocation,
+    Suggester,
     find_conflicts,
-    suggest_free,
 )
 
 __all__ = [
@@ -422,6 +422,7 @@ def build_snapshot(allocations: list[PortAllocation], settings: Settings, *,
     busy = {x.port for x in listeners}
     conflicts = find_conflicts(allocations, p.allowed, allow_privileged=p.allow_privileged,
                                busy=busy)
+    suggester = Suggester(allocations, p.allowed, allow_privileged=p.allow_privileged, busy=busy)
     by_alloc: dict[PortAllocation, list[Conflict]] = {}
     for c in conflicts:
         for party in c.parties:
@@ -432,8 +433,7 @@ def build_snapshot(allocations: list[PortAllocation], settings: Settings, *,
         suggestion = None
         if mine:
             own = next((c for c in mine if c.move == a), None)
-            suggestion = own.suggestion if own else suggest_free(
-                a, allocations, p.allowed, allow_privileged=p.allow_privileged, busy=busy)
+            suggestion = own.suggestion if own else suggester.suggest(a)
         rows.append(PortRow(a, (live or {}).get(a, NOT_PROBED), mine, suggestion))
     rows.sort(key=lambda r: (not r.conflicted, r.allocation.env, r.allocation.service,
                              r.allocation.start, r.allocation.where))

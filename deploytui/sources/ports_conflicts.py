@@ -21,17 +21,22 @@ port (or range of the same width) in that env for the party to move (:func:`sugg
 
 from __future__ import annotations
 
+import bisect
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
     "CONFLICT_KINDS",
     "Conflict",
+    "FreeIndex",
     "PortAllocation",
+    "Suggester",
     "env_bounds",
     "find_conflicts",
     "format_range",
     "parse_range",
+    "suggest_bounds",
     "suggest_free",
 ]
 
@@ -205,6 +210,91 @@ def env_bounds(env: str, allowed: Mapping[str, str], allow_privileged: bool) -> 
     return (PORT_MIN if allow_privileged else PRIVILEGED_BELOW), PORT_MAX
 
 
+def _merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted intervals -> disjoint blocks (adjacent ones joined)."""
+    merged: list[tuple[int, int]] = []
+    for s, e in intervals:
+        if merged and s <= merged[-1][1] + 1:
+            if e > merged[-1][1]:
+                merged[-1] = (merged[-1][0], e)
+        else:
+            merged.append((s, e))
+    return merged
+
+
+class FreeIndex:
+    """The claimed ports of one env, for many suggestions in one pass (built once, queried in
+    about O(log n) per suggestion instead of a sort of every allocation each time)."""
+
+    def __init__(self, env: str, allocations: Iterable[PortAllocation], lo: int, hi: int, *,
+                 nodeports: bool, busy: Iterable[int] = ()) -> None:
+        self.lo, self.hi = lo, hi
+        self.counts: Counter[PortAllocation] = Counter(
+            a for a in allocations
+            if a.valid and a.env == env and not a.scope and (a.kind != "nodePort" or nodeports))
+        self.taken = sorted([(a.start, a.end) for a in self.counts.elements()]
+                            + [(p, p) for p in busy])
+        self.blocks = _merge(self.taken)
+        self.starts = [s for s, _ in self.blocks]
+
+    def _without(self, alloc: PortAllocation) -> tuple[list[tuple[int, int]], list[int]]:
+        """The blocks with ``alloc`` (every copy of it) taken out: only its own block changes."""
+        k = self.counts.get(alloc, 0)
+        if not k:
+            return self.blocks, self.starts
+        bi = bisect.bisect_right(self.starts, alloc.start) - 1
+        bs, be = self.blocks[bi]
+        i0 = bisect.bisect_left(self.taken, (bs, -1))
+        i1 = bisect.bisect_right(self.taken, (be, PORT_MAX + 1))
+        inside = list(self.taken[i0:i1])
+        for _ in range(k):
+            inside.remove((alloc.start, alloc.end))
+        sub = _merge(inside)
+        blocks = self.blocks[:bi] + sub + self.blocks[bi + 1:]
+        starts = self.starts[:bi] + [s for s, _ in sub] + self.starts[bi + 1:]
+        return blocks, starts
+
+    def suggest(self, alloc: PortAllocation) -> tuple[int, int] | None:
+        width = max(1, alloc.width) if alloc.valid else 1
+        lo, hi = self.lo, self.hi
+        want = alloc.start if alloc.valid else lo
+        blocks, starts = self._without(alloc)
+        m = len(blocks)
+        best: tuple[int, int] | None = None
+        best_key: tuple[int, int] | None = None
+
+        def gap(i: int) -> tuple[int, int]:  # the free ports between block i-1 and block i
+            lower = lo if i == 0 else max(lo, blocks[i - 1][1] + 1)
+            upper = hi if i == m else min(hi, blocks[i][0] - 1)
+            return lower, upper
+
+        def consider(lower: int, upper: int) -> None:
+            nonlocal best, best_key
+            if upper - lower + 1 >= width:
+                start = min(max(want, lower), upper - width + 1)
+                key = (abs(start - want), -start)
+                if best_key is None or key < best_key:
+                    best, best_key = (start, start + width - 1), key
+
+        j = bisect.bisect_right(starts, want)  # gap j follows the block holding (or before) want
+        for i in range(j, m + 1):  # outward to the right
+            lower, upper = gap(i)
+            if lower > hi or (best_key is not None and lower - want > best_key[0]):
+                break
+            consider(lower, upper)
+        for i in range(j - 1, -1, -1):  # outward to the left
+            lower, upper = gap(i)
+            if upper < lo or (best_key is not None and want - (upper - width + 1) > best_key[0]):
+                break
+            consider(lower, upper)
+        return best
+
+
+def suggest_bounds(env: str, allowed: Mapping[str, str], allow_privileged: bool) -> tuple[int, int]:
+    lo, hi = env_bounds(env, allowed, allow_privileged)
+    return (lo if allow_privileged else max(lo, PRIVILEGED_BELOW)), hi
+
+
 def suggest_free(
     alloc: PortAllocation,
     allocations: Iterable[PortAllocation],
@@ -219,56 +309,48 @@ def suggest_free(
     allowed), not claimed by any other valid host-level allocation of that env, and not in
     ``busy`` (ports seen listening). Ties go to the higher port. None when nothing fits.
     """
-    width = max(1, alloc.width) if alloc.valid else 1
-    lo, hi = env_bounds(alloc.env, allowed, allow_privileged)
-    if not allow_privileged:
-        lo = max(lo, PRIVILEGED_BELOW)
-    taken: list[tuple[int, int]] = sorted(
-        (a.start, a.end) for a in allocations
-        if a.valid and a.env == alloc.env and not a.scope and a is not alloc and a != alloc
-        and (a.kind != "nodePort" or alloc.kind == "nodePort")
-    )
-    taken += [(p, p) for p in busy]
-    taken.sort()
-    # merge into disjoint intervals, then walk the gaps between them
-    merged: list[list[int]] = []
-    for s, e in taken:
-        if merged and s <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append([s, e])
-    want = alloc.start if alloc.valid else lo
-    best: tuple[int, int] | None = None
-    best_key: tuple[int, int] | None = None
-    cursor = lo
-    for s, e in [*merged, [hi + 1, hi + 1]]:
-        gap_lo, gap_hi = cursor, min(s - 1, hi)
-        if gap_hi - gap_lo + 1 >= width:
-            start = min(max(want, gap_lo), gap_hi - width + 1)
-            key = (abs(start - want), -start)
-            if best_key is None or key < best_key:
-                best, best_key = (start, start + width - 1), key
-        cursor = max(cursor, e + 1)
-        if cursor > hi:
-            break
-    return best
+    lo, hi = suggest_bounds(alloc.env, allowed, allow_privileged)
+    index = FreeIndex(alloc.env, allocations, lo, hi, nodeports=alloc.kind == "nodePort",
+                      busy=busy)
+    return index.suggest(alloc)
+
+
+class Suggester:
+    """:func:`suggest_free` for many allocations of one fleet: one :class:`FreeIndex` per env."""
+
+    def __init__(self, allocations: Sequence[PortAllocation], allowed: Mapping[str, str], *,
+                 allow_privileged: bool = False, busy: Iterable[int] = ()) -> None:
+        self.allocations = allocations
+        self.allowed = allowed
+        self.allow_privileged = allow_privileged
+        self.busy = frozenset(busy)
+        self._indexes: dict[tuple[str, bool], FreeIndex] = {}
+
+    def suggest(self, move: PortAllocation) -> tuple[int, int] | None:
+        key = (move.env, move.kind == "nodePort")
+        index = self._indexes.get(key)
+        if index is None:
+            lo, hi = suggest_bounds(move.env, self.allowed, self.allow_privileged)
+            index = self._indexes[key] = FreeIndex(move.env, self.allocations, lo, hi,
+                                                   nodeports=key[1], busy=self.busy)
+        return index.suggest(move)
 
 
 class _Finder:
     def __init__(self, allocations: Sequence[PortAllocation], allowed: Mapping[str, str],
                  allow_privileged: bool, busy: Iterable[int]) -> None:
-        self.allocations = allocations
         self.allowed = allowed
         self.allow_privileged = allow_privileged
-        self.busy = frozenset(busy)
         self.out: list[Conflict] = []
+        self.suggester = Suggester(allocations, allowed, allow_privileged=allow_privileged,
+                                   busy=busy)
+
+    def suggest(self, move: PortAllocation) -> tuple[int, int] | None:
+        return self.suggester.suggest(move)
 
     def add(self, kind: str, env: str, message: str, parties: tuple[PortAllocation, ...],
             move: PortAllocation | None) -> None:
-        suggestion = None
-        if move is not None:
-            suggestion = suggest_free(move, self.allocations, self.allowed,
-                                      allow_privileged=self.allow_privileged, busy=self.busy)
+        suggestion = self.suggest(move) if move is not None else None
         self.out.append(Conflict(kind, env, message, parties, move, suggestion))
 
     def single(self, a: PortAllocation) -> None:

@@ -160,3 +160,43 @@ def test_parse_range() -> None:
     for bad in ("x", "10-1", "0-10", "1-70000", "1-2-3"):
         with pytest.raises(ValueError):
             parse_range(bad)
+
+
+def _reference_suggestion(alloc: PortAllocation, allocations: list[PortAllocation], lo: int,
+                          hi: int, busy: set[int]) -> tuple[int, int] | None:
+    """The obvious version: try every start, nearest first, ties to the higher port."""
+    width = alloc.width if alloc.valid else 1
+    want = alloc.start if alloc.valid else lo
+    taken = set(busy)
+    for a in allocations:
+        if a.valid and a.env == alloc.env and not a.scope and a != alloc and (
+                a.kind != "nodePort" or alloc.kind == "nodePort"):
+            taken.update(range(a.start, a.end + 1))
+    candidates = [s for s in range(lo, hi - width + 2)
+                  if not any(p in taken for p in range(s, s + width))]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda s: (abs(s - want), -s))
+    return best, best + width - 1
+
+
+def test_suggestions_match_the_obvious_search_on_random_fleets() -> None:
+    import random
+
+    rnd = random.Random(7)
+    bounds = {"dev": "3000-3199"}
+    for _ in range(300):
+        allocs = []
+        for i in range(rnd.randrange(1, 40)):
+            start = rnd.randrange(2990, 3210)
+            allocs.append(alloc(f"s{i}", "dev", start, start + rnd.choice([0, 0, 0, 1, 4, 15])))
+        if rnd.random() < 0.3:
+            allocs.append(allocs[0])  # an exact duplicate: every copy of the mover is left out
+        busy = {rnd.randrange(3000, 3200) for _ in range(rnd.randrange(0, 5))}
+        mover = rnd.choice(allocs)
+        got = suggest_free(mover, allocs, bounds, busy=busy)
+        assert got == _reference_suggestion(mover, allocs, 3000, 3199, busy), (mover, allocs, busy)
+        # and the same through find_conflicts' shared index
+        for c in find_conflicts(allocs, bounds, busy=busy):
+            if c.move is not None:
+                assert c.suggestion == _reference_suggestion(c.move, allocs, 3000, 3199, busy)
