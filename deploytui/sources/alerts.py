@@ -191,9 +191,10 @@ class Escalation:
 
     @property
     def text(self) -> str:
+        """``L2 P1 →L3 9m59s``: the level, the priority and the time left to the next level."""
         if self.due_in_s is None:
             return f"L{self.level} {self.priority}"
-        return f"L{self.level} {self.priority} {format_age(self.due_in_s)}"
+        return f"L{self.level} {self.priority} →L{self.level + 1} {format_age(self.due_in_s)}"
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,9 @@ class AlertDetailScreen(ModalScreen[None]):
                 return
         self.points = points
         values = [v for _, v in points if not math.isnan(v)]
-        self.query_one("#alert-detail-sparkline", Sparkline).data = values
+        spark = self.query_one("#alert-detail-sparkline", Sparkline)
+        spark.data = values
+        spark.display = bool(values)  # a flat line would read as "zero", not "no data"
         self.query_one("#alert-detail-caption", Static).update(
             sparkline_caption(points, self.alert.metric))
 
