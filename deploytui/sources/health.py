@@ -27,6 +27,7 @@ State changes go to the journal as ``TimelineEvent(kind="health_changed")``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import socket
@@ -299,11 +300,12 @@ class _Track:
         self.eval_result: tuple[str, str, str, Reading | None] | None = None
 
 
-def _critical_names(svc: ServiceSettings) -> frozenset[str] | None:
-    if not svc.critical_checks:
+@functools.lru_cache(maxsize=1024)
+def _critical_names(critical_checks: tuple[str, ...]) -> frozenset[str] | None:
+    if not critical_checks:
         return None
     names = set()
-    for n in svc.critical_checks:
+    for n in critical_checks:
         names.add(n.lower())
         names.update(_ALIASES.get(n.lower(), ()))
     return frozenset(names)
@@ -330,7 +332,7 @@ def evaluate(svc: ServiceSettings, health: Answer, probes: Mapping[str, Answer],
         return "unreachable", health.message, health.failure, None
     reading = parse_health(health.code or 0, health.content_type, health.body,
                            truncated=health.truncated, cap=cap)
-    critical = _critical_names(svc)
+    critical = _critical_names(svc.critical_checks)
     checks = list(reading.checks)
     if critical is not None:  # CheckResult.critical defaults to True: "all checks are critical"
         checks = [c if _is_critical(c.name, critical) else
@@ -345,7 +347,8 @@ def evaluate(svc: ServiceSettings, health: Answer, probes: Mapping[str, Answer],
         status = "fail" if probe.format == "unparseable" else probe.status
         checks.append(CheckResult(kind, status, probe.word, f"{label}: HTTP {answer.code}"))
     if probes or critical is not None:
-        reading = replace(reading, checks=tuple(checks))
+        reading = Reading(reading.format, reading.status, reading.word, reading.version,
+                          reading.uptime_s, tuple(checks), reading.note, reading.excerpt)
     failing = [c for c in checks if c.status == "fail"]
     crit_fail = [c for c in failing if c.critical]
     warned = [c for c in checks if c.status in ("warn", "unknown")]

@@ -109,12 +109,18 @@ def _ms(value: float | None) -> str:
     return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
 
 
+def _p95_cell(value: float | None) -> str:
+    """Whole milliseconds in the table (jitter below 1 ms would repaint rows for nothing)."""
+    if value is None:
+        return "-"
+    return "<1 ms" if value < 1 else f"{value:.0f} ms"
+
+
 def _project(r: HealthReport) -> tuple[Any, ...]:
     """What the table shows of a report: equal projections need no new row."""
-    p95 = None if r.p95_ms is None else (round(r.p95_ms) if r.p95_ms >= 10 else round(r.p95_ms, 1))
     avail = None if r.availability is None else round(r.availability, 2)
-    return (r.state, r.name, r.env, r.reason, p95, r.latency_level, avail, r.availability_level,
-            r.version, r.drift)
+    return (r.state, r.name, r.env, r.reason, _p95_cell(r.p95_ms), r.latency_level, avail,
+            r.availability_level, r.version, r.drift)
 
 
 class HealthPane(Pane):
@@ -269,7 +275,7 @@ class HealthPane(Pane):
             glyph, word, var = STATUS.get(r.state, ("?", r.state, "secondary"))
         state = _cell(f"{glyph} {word}", colors.get(var, ""))
         lat, av = r.latency_level, r.availability_level
-        p95 = _cell(_ms(r.p95_ms) + _LEVEL_MARK.get(lat, ""),
+        p95 = _cell(_p95_cell(r.p95_ms) + _LEVEL_MARK.get(lat, ""),
                     "" if lat == "ok" else colors.get("error" if lat == "alert" else "warning", ""))
         avail = _cell(("-" if r.availability is None else f"{r.availability:.2f}%")
                       + _LEVEL_MARK.get(av, ""),
