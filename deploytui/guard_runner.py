@@ -461,8 +461,10 @@ class GuardRunner:
             "env": self.service.env if self.service else "", "action": d.action,
             "message": d.reason, "evidence": list(d.evidence()), "operator": GUARD_ACTOR})
         if d.action == "blocked":
-            self._audit("guard_rollback", "refused", d.reason, {"revision": d.revision})
-            return self._finish("blocked", d.reason, d)
+            reason = d.reason + (f" (Kubernetes: {self.rollout.error})" if self.rollout.error
+                                 else "")
+            self._audit("guard_rollback", "refused", reason, {"revision": d.revision})
+            return self._finish("blocked", reason, d)
         if d.action == "dry_run":
             self._audit("guard_rollback", "dry_run", d.reason, {"revision": d.revision})
             return self._finish("would_roll_back", d.reason, d)
