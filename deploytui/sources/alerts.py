@@ -680,17 +680,22 @@ class AlertsSource:
     async def run(self, publish: Callable[[AlertsSnapshot], None]) -> None:
         self._wake = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                snap = await self.poll()
-            except Exception as exc:  # a bug in one cycle must not end the source
-                log.exception("alerts poll failed")
-                snap = AlertsSnapshot(errors={"alerts": f"internal error: {exc}"},
-                                      parts=("alerts",))
-            publish(snap)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+        try:
+            while True:
+                try:
+                    snap = await self.poll()
+                except Exception as exc:  # a bug in one cycle must not end the source
+                    log.exception("alerts poll failed")
+                    snap = AlertsSnapshot(errors={"alerts": f"internal error: {exc}"},
+                                          parts=("alerts",))
+                publish(snap)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
+        finally:
+            # Cancelled when the console exits: close connections (no "unclosed session").
+            with contextlib.suppress(Exception):
+                await self.aclose()
 
     async def sparkline(self, alert: Alert, *, minutes: float = 30.0, points: int = 60
                         ) -> list[tuple[float, float]]:
