@@ -105,9 +105,14 @@ class DeployApp(App[int]):
                 incidents.start()
 
     def on_unmount(self) -> None:
-        incidents = self.runtime.extras.get("incidents")
-        if incidents is not None and hasattr(incidents, "stop"):
-            incidents.stop()
+        extras = self.runtime.extras
+        for name, method in (("incidents", "stop"), ("notify_worker", "stop"), ("guard", "stop_all")):
+            obj = extras.get(name)
+            if obj is not None and hasattr(obj, method):
+                try:
+                    getattr(obj, method)()
+                except Exception:
+                    log.exception("stopping %s failed", name)
 
     def start_sources(self) -> None:
         for name, source in self.runtime.sources.items():
@@ -200,6 +205,20 @@ class DeployApp(App[int]):
 
 def make_app(settings: Settings, *, mode: str = "live", runtime: Runtime | None = None,
              autostart_sources: bool = True, with_sources: bool = True) -> DeployApp:
-    """Build the console for ``settings`` (the factory both ``__main__`` and tests use)."""
-    runtime = runtime or build_runtime(settings, mode=mode, with_sources=with_sources)
+    """Build the console for ``settings`` (the factory both ``__main__`` and tests use).
+
+    A runtime built here also gets the notification queue worker and the auto-rollback guard;
+    an injected runtime (tests) is used as given.
+    """
+    if runtime is None:
+        runtime = build_runtime(settings, mode=mode, with_sources=with_sources)
+        from deploytui.notify import install_notifier
+
+        install_notifier(runtime, start=autostart_sources)
+        app = DeployApp(runtime, autostart_sources=autostart_sources)
+        if settings.guard.mode != "off" and "rollouts" in runtime.sources:
+            from deploytui.ui.guard_banner import install_guard
+
+            install_guard(runtime, app)
+        return app
     return DeployApp(runtime, autostart_sources=autostart_sources)

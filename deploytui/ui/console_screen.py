@@ -165,6 +165,7 @@ class ConsoleScreen(Screen[None]):
         Binding("z", "zoom", "Zoom", id="zoom"),
         Binding("t", "timeline", "Timeline", id="timeline"),
         Binding("ctrl+r", "toggle_read_only", "Read-only", show=False, id="toggle_read_only"),
+        Binding("D", "dead_letters", "Dead letters", show=False, id="dead_letters"),
         *(Binding(key, action, desc, id=action) for key, action, desc in ACTION_BINDINGS),
     ]
 
@@ -437,6 +438,11 @@ class ConsoleScreen(Screen[None]):
 
     def action_postmortem(self) -> None:
         self._dispatch("postmortem")
+
+    def action_dead_letters(self) -> None:
+        from deploytui.ui.guard_banner import show_dead_letters
+
+        show_dead_letters(self)
 
     def action_timeline(self) -> None:
         from deploytui.ui.flows import timeline

@@ -120,7 +120,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self._rows: tuple[Row, ...] = ()
         self._index: dict[str, int] = {}
         self._widths: tuple[int, ...] = ()
-        self._line_cache: dict[tuple[int, Row, bool, bool, int], Strip] = {}
+        # index -> (row, is_cursor, focused, width, strip); rows may hold rich Text (unhashable),
+        # so the cache is keyed by position and checked against the row by equality.
+        self._line_cache: dict[int, tuple[Row, bool, bool, int, Strip]] = {}
         self._header_cache: Strip | None = None
         self.repaints = 0  # rows repainted by set_rows (tests and benchmarks read it)
 
@@ -161,7 +163,7 @@ class VirtualTable(ScrollView, can_focus=True):
         self._rows = new
         self._index = {row.key: i for i, row in enumerate(new)}
         if len(self._line_cache) > 4 * max(self.size.height, 50):
-            self._line_cache.clear()
+            self._line_cache.clear()  # bounded: only lines seen recently are worth keeping
         changed_rows = 0
         if len(new) != len(old):
             self.virtual_size = Size(self.size.width, len(new) + 1)
@@ -237,17 +239,18 @@ class VirtualTable(ScrollView, can_focus=True):
             return Strip.blank(width, self.rich_style)
         row = self._rows[index]
         is_cursor = index == self.cursor_row
-        key = (index, row, is_cursor, self.has_focus, width)
-        cached = self._line_cache.get(key)
-        if cached is not None:
-            return cached
+        focused = self.has_focus
+        cached = self._line_cache.get(index)
+        if (cached is not None and cached[1] == is_cursor and cached[2] == focused
+                and cached[3] == width and (cached[0] is row or cached[0] == row)):
+            return cached[4]
         base = self.rich_style + Style.parse(row.style) if row.style else self.rich_style
         if is_cursor:
             cls = "vtable--cursor" if self.has_focus else "vtable--cursor-blurred"
             base = base + self.get_component_rich_style(cls)
         cells = [c if isinstance(c, Text) else Text(str(c)) for c in row.cells]
         strip = self._strip(cells, base, width)
-        self._line_cache[key] = strip
+        self._line_cache[index] = (row, is_cursor, focused, width, strip)
         return strip
 
     def _strip(self, cells: list[Text], style: Style, width: int) -> Strip:
