@@ -539,3 +539,87 @@ async def test_live_twin_detail_screens_and_timeline_open_their_flows(
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is timeline, "back to the timeline")
 
+
+
+# --- remapped keys, help ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "live twin"])
+async def test_remapped_keys_are_refused_too(world: World, monkeypatch: pytest.MonkeyPatch,
+                                             read_only: bool) -> None:
+    """``[keymap]`` moves a mutating binding to another key: read-only still refuses it (the
+    check is on the action, not the key); live, the new key opens the flow."""
+    import dataclasses
+    import types
+
+    base = (settings_for(world, "flag --read-only", monkeypatch) if read_only
+            else live_settings(world, monkeypatch))
+    settings = dataclasses.replace(base, keymap=types.MappingProxyType(
+        {"restart": "x", "port_reassign": "ctrl+y"}))
+    app = app_for(settings)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await started(pilot, app)
+        screen = console(app)
+        before = world.state()
+        for key, (pane_id, what) in (("x", ("rollouts", DEPLOYMENT)),
+                                     ("ctrl+y", ("ports", "checkout@prod"))):
+            await select(pilot, app, pane_id, what)
+            await pilot.press(key)
+            await settle(pilot, app)
+            if read_only:
+                assert app.screen is screen, f"remapped {key} opened {app.screen!r}"
+            else:
+                await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), f"{key} flow")
+                await pilot.press("escape")
+                await until(pilot, lambda: app.screen is screen, "back")
+        if read_only:
+            from deploytui.ui.screens.help import help_rows
+
+            shown = {desc for _, _, desc in help_rows(screen)}
+            assert not shown & {desc for _, _, desc in ACTION_BINDINGS}, shown
+        world.assert_unchanged(before, "remapped keys")
+
+
+# --- a dialog opened while live, answered after read-only came on -----------------------------------
+
+
+async def _answer_after_read_only(pilot: Any, app: DeployApp, key: str, modal: str,
+                                  typed: str) -> None:
+    screen = console(app)
+    await select(pilot, app, "rollouts", DEPLOYMENT)
+    await pilot.press(key)
+    await until(pilot, lambda: type(app.screen).__name__ == modal, f"{key} -> {modal}")
+    assert app.runtime.set_read_only(True)      # e.g. another part of the console turns it on
+    await pilot.press(*typed, "enter")
+    await settle(pilot, app)
+    while app.screen is not screen:
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+    assert app.runtime.set_read_only(False)
+
+
+async def test_door_actions_opened_live_are_refused_once_read_only(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``s``: the replicas prompt was open when read-only came on; the door refuses the plan."""
+    app = app_for(live_settings(world, monkeypatch))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await started(pilot, app)
+        before = world.state()
+        await _answer_after_read_only(pilot, app, "s", "PromptScreen", "")
+        world.assert_unchanged(before, "a replicas prompt answered after read-only came on")
+
+
+@pytest.mark.parametrize(("key", "modal", "what"), [("n", "NoteScreen", "notes"),
+                                                    ("i", "IncidentScreen", "incidents")])
+async def test_BUG_incident_and_note_dialogs_opened_live_refuse_once_read_only(
+        world: World, monkeypatch: pytest.MonkeyPatch, key: str, modal: str, what: str) -> None:
+    """``n`` / ``i``: the dialog was open when read-only came on; Enter must not write (the
+    door-based actions re-check at run time; these flows check only when the dialog opens)."""
+    app = app_for(live_settings(world, monkeypatch))
+    async with app.run_test(size=(200, 50)) as pilot:
+        await started(pilot, app)
+        before = world.state()
+        await _answer_after_read_only(pilot, app, key, modal, "written after read-only")
+        after = world.state()
+        assert after[what] == before[what], (
+            f"{modal} answered after read-only came on wrote {what}: {after[what]}")
