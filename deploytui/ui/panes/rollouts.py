@@ -72,6 +72,17 @@ def age_text(r: Rollout, now: float) -> str:
     return f"{hours}h{minutes % 60:02d}m" if hours < 48 else f"{hours // 24}d"
 
 
+def _valid_until(r: Rollout, now: float) -> float:
+    """Until when a row's text (its age and ETA) stays the same."""
+    if r.started_at is None:
+        return float("inf")
+    if r.phase == "complete":
+        since = now - (r.completed_at or r.started_at)
+        if since >= 120:
+            return now + 60 - (since % 60)
+    return now + 1 - ((now - r.started_at) % 1)
+
+
 class RolloutsPane(Pane):
     """Deployments and their rollouts (pane 2)."""
 
@@ -109,7 +120,7 @@ class RolloutsPane(Pane):
         self.filter_text = ""
         self.clock = clock
         self._by_key: dict[str, Rollout] = {}
-        self._row_cache: dict[str, tuple[Rollout, str, str, Row]] = {}
+        self._row_cache: dict[str, tuple[Rollout, float, Row]] = {}
         self._active = False
 
     def compose_body(self) -> ComposeResult:
@@ -139,16 +150,17 @@ class RolloutsPane(Pane):
             self.refresh_rows()
 
     def _row(self, r: Rollout, now: float, colors: dict[str, str]) -> Row:
-        age = age_text(r, now)
-        eta = r.eta_text(now)
         cached = self._row_cache.get(r.key)
-        if cached is not None and cached[0] is r and cached[1] == age and cached[2] == eta:
-            return cached[3]
+        if cached is not None and cached[0] is r and now < cached[1]:
+            return cached[2]
+        age = age_text(r, now)
         version = r.version if len(r.images) <= 1 else f"{r.version} +{len(r.images) - 1}"
         row = Row(r.key, (f"{PHASE_GLYPH[r.phase]} {r.phase}", r.key, str(r.revision), version,
-                          progress_cell(r), age, eta),
+                          progress_cell(r), age, r.eta_text(now)),
                   colors.get(PHASE_COLOR[r.phase], "") if r.phase != "complete" else "")
-        self._row_cache[r.key] = (r, age, eta, row)
+        if cached is not None and cached[2] == row:
+            row = cached[2]   # same text: keep the object, so the table compares by identity
+        self._row_cache[r.key] = (r, _valid_until(r, now), row)
         return row
 
     def refresh_rows(self) -> None:
@@ -178,7 +190,7 @@ class RolloutsPane(Pane):
                 r.completed_at is not None and now - r.completed_at < 120)
             by_key[r.key] = r
             rows.append(self._row(r, now, colors))
-        if len(self._row_cache) > 2 * len(snap.rollouts) + 100:
+        if len(self._row_cache) > len(snap.rollouts) + 100:
             self._row_cache = {k: v for k, v in self._row_cache.items() if k in by_key}
         self._by_key = by_key
         self._active = active
