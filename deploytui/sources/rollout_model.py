@@ -448,6 +448,7 @@ class _Track:
     start_revision: int = 0
     completed_at: float | None = None
     observed_start: bool = False          # the start was seen live (durations only then)
+    announced: bool = False               # rollout_started was emitted (a new revision)
 
 
 class _Durations:
@@ -674,11 +675,15 @@ class RolloutModel:
             track.last_progress_at = now
             track.start_revision = track.revision
             track.observed_start = True
+            track.announced = False
+        if track.observed_start and not track.announced and d.revision != track.start_revision:
+            # a new template (image change, restart, rollback), not just a scale
+            track.announced = True
             svc = self.services.lookup(d.namespace, d.name, d.labels)
             self.events.append(TimelineEvent(
                 kind="rollout_started", ts=now, service=d.key, env=svc.env if svc else "",
                 actor="deploytui",
-                summary=f"{d.key}: rollout started ({', '.join(d.images)})",
+                summary=f"{d.key}: rollout of revision {d.revision} started ({', '.join(d.images)})",
                 details={"revision": d.revision, "images": list(d.images)}))
         track.sig, track.state, track.revision = sig, state, d.revision
 
@@ -696,10 +701,12 @@ class RolloutModel:
         if phase == "complete":
             took = now - track.started_at if track.started_at is not None else None
             track.completed_at = now
-            if took is not None and track.observed_start and d.revision != track.start_revision:
+            announced, track.observed_start, track.announced = track.announced, False, False
+            if not announced:
+                return      # a scale, or a rollout whose start we did not see: no event
+            if took is not None:
                 self.durations.record(d.key, d.revision, took)
                 details["seconds"] = round(took, 3)
-            track.observed_start = False
             self.events.append(TimelineEvent(
                 kind="rollout_completed",
                 summary=f"{d.key}: revision {d.revision} rolled out"

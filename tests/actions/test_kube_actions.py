@@ -400,3 +400,61 @@ def test_state_changed_since_confirmation_is_refused(sim: KubeSim, settings: Set
     result = door.run(action, plan)
     assert not result.ok and "changed since the confirmation (replicas 2 -> 3)" in result.message
     assert sim.get_object("deployments", "shop", "cart")["spec"]["replicas"] == 3  # type: ignore[index]
+
+
+# --- the undo algorithm on API-shaped objects ----------------------------------------------------
+
+
+def _rs(name: str, revision: str | None, image: str, owner: str = "u-web",
+        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    notes = dict(annotations or {})
+    if revision is not None:
+        notes["deployment.kubernetes.io/revision"] = revision
+    return {"metadata": {"name": name, "annotations": notes,
+                         "ownerReferences": [{"uid": owner, "controller": True}]},
+            "spec": {"template": {"metadata": {"labels": {"app": "web",
+                                                          "pod-template-hash": name[-3:]}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}
+
+
+def _deployment(image: str, revision: str, paused: bool = False) -> dict[str, Any]:
+    return {"metadata": {"name": "web", "namespace": "shop", "uid": "u-web", "resourceVersion": "9",
+                         "annotations": {"deployment.kubernetes.io/revision": revision,
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                                         "team": "old"}},
+            "spec": {"paused": paused,
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}}
+
+
+def test_undo_picks_the_second_highest_controlled_revision() -> None:
+    from deploytui.actions.undo import plan_undo, select_revision
+
+    history = [_rs("web-aaa", "3", "app:3"), _rs("web-bbb", "10", "app:10"),
+               _rs("web-ccc", "7", "app:7", annotations={"kubernetes.io/change-cause": "seven",
+                                                          "deployment.kubernetes.io/revision-history": "2,5"}),
+               _rs("web-ddd", "99", "app:99", owner="u-someone-else"),
+               _rs("web-eee", None, "app:none"), _rs("web-fff", "x", "app:bad")]
+    d = _deployment("app:10", "10")
+    assert select_revision(d, history)["metadata"]["name"] == "web-ccc"
+    assert select_revision(d, history, 3)["metadata"]["name"] == "web-aaa"
+    plan = plan_undo(d, history)
+    assert plan.describe() == "revision 10 image app:10 -> revision 7 image app:7"
+    template_op, annotations_op = plan.patch
+    assert template_op["path"] == "/spec/template"
+    assert template_op["value"]["metadata"]["labels"] == {"app": "web"}     # hash label dropped
+    assert annotations_op["value"] == {                                     # kubectl's merge
+        "deployment.kubernetes.io/revision": "10",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+        "kubernetes.io/change-cause": "seven"}
+
+
+def test_equal_ignore_hash_treats_empty_and_missing_alike() -> None:
+    from deploytui.actions.undo import equal_ignore_hash
+
+    a = {"metadata": {"labels": {"pod-template-hash": "abc"}, "annotations": {}},
+         "spec": {"containers": [{"name": "app", "image": "x:1", "env": []}]}}
+    b = {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "x:1"}]}}
+    assert equal_ignore_hash(a, b)
+    assert not equal_ignore_hash(a, {"metadata": {}, "spec": {"containers": [
+        {"name": "app", "image": "x:2"}]}})
