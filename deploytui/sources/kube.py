@@ -50,8 +50,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ALL_NAMESPACES_OVER = 8
-COLUMNS = ("namespace", "deployment", "service", "phase", "revision", "image", "desired",
-           "updated", "ready", "available", "restarts", "age", "eta", "message")
+#: the text table's columns; the JSON rows carry more (service, image, each replica count,
+#: restarts, message)
+COLUMNS = ("namespace", "deployment", "phase", "revision", "version", "progress", "age", "eta")
 
 
 def _watch_targets(namespaces: tuple[str, ...]) -> tuple[list[str | None], set[str] | None]:

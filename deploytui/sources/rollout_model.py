@@ -379,10 +379,17 @@ class Rollout:
         return (PHASE_RANK[self.phase], ratio, self.key)
 
     def age(self, now: float) -> float | None:
+        """Seconds since the current (or last) rollout began."""
         if self.started_at is None:
             return None
-        end = self.completed_at if self.phase == "complete" and self.completed_at else now
-        return max(0.0, end - self.started_at)
+        return max(0.0, now - self.started_at)
+
+    @property
+    def took(self) -> float | None:
+        """How long the last rollout took, when it was seen from start to end."""
+        if self.phase != "complete" or self.completed_at is None or self.started_at is None:
+            return None
+        return max(0.0, self.completed_at - self.started_at)
 
     def eta_text(self, now: float) -> str:
         if self.phase == "complete":
@@ -398,6 +405,7 @@ class Rollout:
             "phase": self.phase, "revision": self.revision, "image": ",".join(self.images),
             "version": self.version, "desired": self.desired, "updated": self.updated,
             "ready": self.ready, "available": self.available, "restarts": self.restarts,
+            "progress": f"{self.updated}/{self.ready}/{self.available} of {self.desired}",
             "age": format_duration(age) if age is not None else "",
             "eta": self.eta_text(now), "message": self.message,
         }
@@ -662,8 +670,7 @@ class RolloutModel:
         if state != "complete" and cond is not None and cond.last_update is not None:
             progress = min(now, cond.last_update)
         return _Track(sig=sig, state=state, phase="", revision=d.revision, started_at=started,
-                      last_progress_at=progress, start_revision=d.revision,
-                      completed_at=started if state == "complete" else None)
+                      last_progress_at=progress, start_revision=d.revision)
 
     def _advance(self, track: _Track, d: DeploymentInfo, state: str, sig: tuple[int, ...],
                  now: float) -> None:

@@ -270,11 +270,11 @@ async def test_snapshot_section_text_and_json(sim: KubeSim) -> None:
     settings = settings_for(sim)
     section = await snapshot_section(settings)
     assert section.configured and section.ok and section.error is None
-    assert section.columns[:4] == ("namespace", "deployment", "service", "phase")
+    assert section.columns[:3] == ("namespace", "deployment", "phase")
     rows = {r["deployment"]: r for r in section.rows}
     assert rows["checkout"]["service"] == "prod/checkout" and rows["cart"]["service"] == "staging/cart"
-    assert (rows["checkout"]["phase"], rows["checkout"]["version"], rows["checkout"]["ready"]) == (
-        "complete", "1.4.2", 2)
+    assert (rows["checkout"]["phase"], rows["checkout"]["version"], rows["checkout"]["ready"],
+            rows["checkout"]["progress"]) == ("complete", "1.4.2", 2, "2/2/2 of 2")
     assert section.summary["deployments"] == 2 and section.summary["complete"] == 2
     doc = json.loads(render_json(await collect(settings), settings))
     assert doc["rollouts"]["rows"][0]["namespace"] == "shop"

@@ -57,15 +57,13 @@ def progress_cell(r: Rollout) -> str:
 
 
 def age_text(r: Rollout, now: float) -> str:
-    """Since the rollout began while it runs (seconds matter); since it ended, coarsely, after."""
-    if r.started_at is None:
+    """Time since the rollout began: to the second while it runs, coarsely once it is done."""
+    age = r.age(now)
+    if age is None:
         return ""
-    if r.phase != "complete":
-        return format_duration(now - r.started_at)
-    since = now - (r.completed_at or r.started_at)
-    if since < 120:
-        return format_duration(since)
-    minutes = int(since // 60)
+    if r.phase != "complete" or age < 120:
+        return format_duration(age)
+    minutes = int(age // 60)
     if minutes < 60:
         return f"{minutes}m"
     hours = minutes // 60
@@ -76,11 +74,10 @@ def _valid_until(r: Rollout, now: float) -> float:
     """Until when a row's text (its age and ETA) stays the same."""
     if r.started_at is None:
         return float("inf")
-    if r.phase == "complete":
-        since = now - (r.completed_at or r.started_at)
-        if since >= 120:
-            return now + 60 - (since % 60)
-    return now + 1 - ((now - r.started_at) % 1)
+    age = now - r.started_at
+    if r.phase == "complete" and age >= 120:
+        return now + 60 - (age % 60)
+    return now + 1 - (age % 1)
 
 
 class RolloutsPane(Pane):
@@ -187,7 +184,7 @@ class RolloutsPane(Pane):
                     r.key, r.service, r.phase, r.message, *r.images)):
                 continue
             active = active or r.phase != "complete" or (
-                r.completed_at is not None and now - r.completed_at < 120)
+                r.started_at is not None and now - r.started_at < 3600)
             by_key[r.key] = r
             rows.append(self._row(r, now, colors))
         if len(self._row_cache) > len(snap.rollouts) + 100:

@@ -40,10 +40,12 @@ def summary_lines(r: Rollout, now: float) -> list[str]:
     if r.service:
         lines.append(f"service:   {r.service}")
     if r.started_at is not None:
-        age = r.age(now) or 0.0
-        verb = "took" if r.phase == "complete" else "running for"
-        lines.append(f"rollout:   {verb} {format_duration(age)}"
-                     + (f" · ETA {r.eta_text(now)}" if r.phase != "complete" else ""))
+        began = f"began {format_duration(r.age(now) or 0.0)} ago"
+        if r.phase != "complete":
+            lines.append(f"rollout:   {began} · ETA {r.eta_text(now)}")
+        else:
+            took = f" · took {format_duration(r.took)}" if r.took is not None else ""
+            lines.append(f"rollout:   {began}{took}")
     return lines
 
 
