@@ -239,3 +239,32 @@ def test_progress_cell_and_age() -> None:
     assert progress_cell(done) == "░░░░░░░░░░ 0/0/0 of 0"
     assert age_text(done, 1000.0 + 3 * 3600 + 120) == "3h02m"
     assert age_text(done, 1000.0 + 5 * 86400) == "5d"
+
+
+async def test_scale_screen_validates_and_steps() -> None:
+    from textual.app import App
+
+    from deploytui.ui.screens.scale import ScaleScreen, check_replicas
+
+    assert check_replicas("8") == (8, "")
+    assert check_replicas("-1")[0] is None and "whole number" in check_replicas("-1")[1]
+    r = Rollout(namespace="shop", name="cart", phase="complete", message="", images=("c:1",),
+                revision=1, desired=4, current=4, updated=4, ready=4, available=4)
+    results: list[int | None] = []
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(ScaleScreen("shop/cart", r), results.append)
+
+    app = Host()
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ScaleScreen)
+        await pilot.press("enter")                    # unchanged: refused in place
+        assert "already has 4 replicas" in str(screen.query_one("#scale-error").render())
+        await pilot.press("plus", "plus", "minus", "plus")
+        assert screen.query_one("#scale-input").value == "6"
+        await pilot.press("enter")
+        await pilot.pause()
+    assert results == [6]
