@@ -83,12 +83,12 @@ MUTATING_BINDINGS: dict[tuple[str, str], str] = {
     ("GuardPromptScreen", "confirm"): "second step (the guard blocks in read-only; the door)",
     ("GuardPromptScreen", "dismiss_prompt"): "answers a proposal: changes nothing",
     ("GuardPromptScreen", "escape"): "aborts a countdown: changes nothing",
-    ("DeadLettersScreen", "retry"): "re-sends a notification (no change to a system)",
+    ("DeadLettersScreen", "retry"): "re-sends a notification: NOT gated by read-only (reported)",
 }
 #: bindings that only move, filter, show or close
 VIEW_ACTIONS = frozenset({
     "help", "cycle_theme", "quit", "focus_pane", "next_pane", "previous_pane", "zoom",
-    "timeline", "close", "cycle_filter", "cycle_env", "start_filter", "clear_filters", "filter",
+    "timeline", "dead_letters", "close", "cycle_filter", "cycle_env", "start_filter", "clear_filters", "filter",
     "clear_filter", "cancel", "dismiss", "dismiss_help", "back", "reload", "cursor_up",
     "cursor_down", "page_up", "page_down", "first", "last", "select"})
 
@@ -181,7 +181,11 @@ async def started(pilot: Any, app: DeployApp) -> GuardController:
     for pane_id, what in (("rollouts", DEPLOYMENT), ("alerts", ALERT_OPEN),
                           ("alerts", ALERT_ACKED), ("ports", "checkout@prod")):
         await until(pilot, lambda p=pane_id, w=what: _row_key(screen, p, w), f"{what} shown")
-    return install_guard(app.runtime, app)
+    guard = app.runtime.extras.get("guard")   # make_app installs it; else install it here
+    if not isinstance(guard, GuardController):
+        guard = install_guard(app.runtime, app)
+    assert guard.mode == "auto"
+    return guard
 
 
 def app_for(settings: Settings) -> DeployApp:
