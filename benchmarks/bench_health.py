@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
+import json
 import os
 import re
 import signal
@@ -101,6 +103,27 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
+class GcMeter:
+    """Longest garbage-collector pause (any generation) while it runs."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._t0 = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        else:
+            self.worst = max(self.worst, time.perf_counter() - self._t0)
+
+    def __enter__(self) -> GcMeter:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 class StallMeter:
     """Longest gap between ticks of a 5 ms timer on the UI loop (a stall blocks the ticks)."""
 
@@ -149,14 +172,17 @@ async def bench_pane(settings: Settings, snapshots: list[HealthSnapshot]) -> lis
         pane = app.screen.query_one(HealthPane)
         meter = StallMeter()
         meter.start()
-        t0, c0 = time.perf_counter(), time.process_time()
-        app.publish("health", first)
-        while pane.table.row_count < n:
-            await asyncio.sleep(0.001)
-        first_arrival, first_cpu = time.perf_counter() - t0, time.process_time() - c0
-        await pilot.pause(0.3)
+        with GcMeter() as gcm:
+            t0, c0 = time.perf_counter(), time.process_time()
+            app.publish("health", first)
+            while pane.table.row_count < n:
+                await asyncio.sleep(0.001)
+            first_arrival, first_cpu = time.perf_counter() - t0, time.process_time() - c0
+            await pilot.pause(0.3)
         stall = meter.stop()
-        rows.append([f"first {n} rows arrive: longest UI stall", f"{stall * 1000:.1f} ms", "<= 100 ms"])
+        rows.append([f"first {n} rows arrive: longest UI stall",
+                     f"{stall * 1000:.1f} ms (longest GC pause {gcm.worst * 1000:.1f} ms)",
+                     "<= 100 ms"])
         rows.append([f"first {n} rows arrive: until all are in the table",
                      f"{first_arrival * 1000:.1f} ms (cpu {first_cpu * 1000:.1f})", ""])
 
@@ -199,33 +225,64 @@ async def bench_pane(settings: Settings, snapshots: list[HealthSnapshot]) -> lis
     return rows
 
 
+def measure_in_process(args: argparse.Namespace) -> int:
+    """Child process: one transport (and, with --pane, the pane); prints one JSON line."""
+    settings = fleet_settings(Path(args.config))
+    result = asyncio.run(measure_transport(settings, args.measure, args.sweeps))
+    out = {k: v for k, v in result.items() if k != "snapshots"}
+    if args.pane:
+        snapshots = result["snapshots"][-2:]
+        del result
+        gc.collect()
+        out["pane"] = asyncio.run(bench_pane(settings, snapshots))
+    print("RESULT " + json.dumps(out), flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--sweeps", type=int, default=3)
     parser.add_argument("--transports", default="httpx,aiohttp")
     parser.add_argument("--skip-pane", action="store_true")
+    parser.add_argument("--measure", help=argparse.SUPPRESS)
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    parser.add_argument("--pane", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.measure:
+        return measure_in_process(args)
 
     proc, config = start_fleet(args.services)
+    transports = args.transports.split(",")
+    results = []
     try:
-        settings = fleet_settings(config)
-        results = []
-        for transport in args.transports.split(","):
-            results.append(asyncio.run(measure_transport(settings, transport, args.sweeps)))
+        fleet = load_config(config)
+        n, concurrency = len(fleet.services), fleet.health.concurrency
+        for transport in transports:
+            # Each transport in a fresh process: objects left by one must not slow the other.
+            cmd = [sys.executable, __file__, "--measure", transport, "--config", str(config),
+                   "--sweeps", str(args.sweeps)]
+            if transport == transports[-1] and not args.skip_pane:
+                cmd.append("--pane")
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if not lines:
+                print(done.stdout, done.stderr, file=sys.stderr)
+                raise SystemExit(f"measuring {transport} failed")
+            results.append(json.loads(lines[-1][len("RESULT "):]))
     finally:
         stop_fleet(proc)
-    rows = [[r["transport"], f"{len(settings.services)}", f"{r['cpu_s']:.3f}", f"{r['wall_s']:.3f}",
+    rows = [[r["transport"], f"{n}", f"{r['cpu_s']:.3f}", f"{r['wall_s']:.3f}",
              f"{r['per_poll_ms']:.3f}", f"{r['core_pct']:.1f} %",
              " ".join(f"{k}={v}" for k, v in r["counts"].items())] for r in results]
     table(f"Health sweep against the simulated fleet (median of {args.sweeps}, concurrency "
-          f"{settings.health.concurrency}, {os.cpu_count()} cores)",
+          f"{concurrency}, "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})",
           ["transport", "endpoints", "cpu s/sweep", "sweep s", "cpu ms/poll",
            "core @5s", "states"], rows)
-
-    if not args.skip_pane:
-        pane_rows = asyncio.run(bench_pane(settings, results[-1]["snapshots"]))
-        table("Health pane, headless at 200x50", ["measure", "value", "target"], pane_rows)
+    if "pane" in results[-1]:
+        table("Health pane, headless at 200x50", ["measure", "value", "target"],
+              results[-1]["pane"])
     return 0
 
 

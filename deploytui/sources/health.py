@@ -27,6 +27,7 @@ State changes go to the journal as ``TimelineEvent(kind="health_changed")``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import math
@@ -419,8 +420,30 @@ class HealthSource:
         self.last_sweep_seconds = 0.0
 
     # -- client ---------------------------------------------------------------------------
+    def _origins(self) -> int:
+        urls = [u for s in self.settings.services for u in (s.health_url, s.live_url, s.ready_url) if u]
+        return len({httpx.URL(u).netloc for u in urls})
+
+    def _ensure_file_limit(self) -> None:
+        """Idle keep-alive connections are kept per origin (aiohttp's ``limit`` counts only
+        busy ones): with thousands of distinct hosts, make room for one socket each."""
+        try:
+            import resource
+        except ImportError:  # not on this platform
+            return
+        wanted = self._origins() + 256
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            new = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+                log.info("health: raised the open-file limit to %d for %d origins",
+                         new, wanted - 256)
+
     def _make_client(self) -> httpx.AsyncClient:
         h = self.settings.health
+        if len(self.settings.services) > 500:
+            self._ensure_file_limit()
         # Keep idle connections past the next sweep, or every sweep reconnects.
         keepalive = max(30.0, 3 * self.interval + h.timeout)
         limits = httpx.Limits(max_connections=h.concurrency,
