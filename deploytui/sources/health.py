@@ -1,10 +1,12 @@
 """Health source: polls every configured service's health endpoints, one sweep per interval.
 
-One shared ``httpx.AsyncClient`` (an aiohttp transport by default: about 8x less CPU per poll
-than httpx's own, see ``benchmarks/bench_health.py``) keeps connections alive across sweeps. A
-semaphore bounds the requests in flight (``[health] concurrency``) and every request has its own
-time budget (``[health] timeout``, covering connect, headers and body), so one hanging endpoint
-holds one slot for at most ``timeout`` seconds and never delays the others. Sweeps never
+One shared ``httpx.AsyncClient`` (an aiohttp transport by default: about 7x less CPU per poll
+than httpx's own, see ``benchmarks/bench_health.py``) keeps connections alive across sweeps.
+Each endpoint's request is built once and sent through the client's transport (httpx's cookie
+and redirect layers cost more than the rest of a poll). A pool of ``[health] concurrency``
+workers walks the services and a semaphore bounds the requests in flight; every request has
+its own time budget (``[health] timeout``, covering connect, headers and body), so one hanging
+endpoint holds one slot for at most ``timeout`` seconds and never delays the others. Sweeps never
 overlap: the next starts ``refresh_interval`` after the last one started, or as soon as it ends
 when it ran longer. While a long sweep runs, a progress snapshot is published every interval.
 
@@ -19,7 +21,13 @@ Windows (``[health] window_seconds``, polls stamped with the injectable ``clock`
 
 * availability = polls answered healthy or degraded / all polls, in percent;
 * p95 = nearest-rank 95th percentile (the ``ceil(0.95 * n)``-th smallest) of the latencies of
-  the polls that got an HTTP answer.
+  the polls that got an HTTP answer (a timeout counts against availability, not p95);
+* levels: p95 above ``latency_target_ms`` is "target", above ``latency_alert_ms`` "alert";
+  availability below ``availability_target`` is "target", below ``availability_alert`` "alert".
+
+A healthy answer slower than ``latency_target_ms`` makes the service degraded ("slow"). With
+``critical_checks`` set, only those checks (``database`` also matches ``db``) make a service
+unhealthy; the others degrade it. Empty: every check is critical.
 
 State changes go to the journal as ``TimelineEvent(kind="health_changed")``.
 """
