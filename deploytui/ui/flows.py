@@ -107,24 +107,46 @@ def _alert(screen: ConsoleScreen, target: Target, verb: str) -> str:
 
 
 def ack(screen: ConsoleScreen, target: Target) -> None:
+    """Comment, then duration (default from [alertmanager]), then confirm: a silence for everyone."""
     fingerprint = _alert(screen, target, "acknowledge")
     if not fingerprint:
         return
     from deploytui.actions.ack import make_ack
+    from deploytui.cli.common import parse_duration
     from deploytui.ui.screens.confirm import PromptScreen
 
     settings = screen.runtime.settings.alertmanager
 
-    def chosen(comment: str | None) -> None:
-        if comment is not None:
+    def valid_duration(value: str) -> str | None:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            return str(exc)
+        if not 60 <= seconds <= 14 * 86400:
+            return "between 1m and 14d"
+        return None
+
+    def chosen_comment(comment: str | None) -> None:
+        if comment is None:
+            return
+
+        def chosen_duration(duration: str | None) -> None:
+            if duration is None:
+                return
+            minutes = parse_duration(duration) / 60
             screen.run_confirmed_action(
-                lambda: make_ack(screen.runtime, fingerprint, comment=comment or settings.ack_comment,
-                                 minutes=settings.ack_minutes))
+                lambda: make_ack(screen.runtime, fingerprint,
+                                 comment=comment or settings.ack_comment, minutes=minutes))
+
+        screen.app.push_screen(PromptScreen("Acknowledge alert", prompt="For how long?",
+                                            value=f"{settings.ack_minutes:g}m",
+                                            validate=valid_duration,
+                                            hint="e.g. 30m, 2h, 1d"), chosen_duration)
 
     screen.app.push_screen(PromptScreen("Acknowledge alert", prompt="Comment:",
                                         value=settings.ack_comment,
-                                        hint=f"Silences it for {settings.ack_minutes:g} min for every operator."),
-                           chosen)
+                                        hint="Creates a silence every operator sees."),
+                           chosen_comment)
 
 
 def unack(screen: ConsoleScreen, target: Target) -> None:

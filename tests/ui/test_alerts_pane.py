@@ -112,9 +112,12 @@ async def test_feed_rows_counts_filter_detail_and_ack(stack: PromStack) -> None:
         assert "runbook: https://rb/co" in body and "escalation:  L2" in body
         await pilot.press("escape")
 
-        # a: prompt for the comment (default from the config), confirm, silence created
+        # a: prompt for the comment and the duration (defaults from the config), confirm
         await pilot.press("a")
         await until(pilot, lambda: type(app.screen).__name__ == "PromptScreen", "the prompt")
+        await pilot.press("enter")
+        await until(pilot, lambda: getattr(app.screen, "prompt", "") == "For how long?",
+                    "the duration prompt")
         await pilot.press("enter")
         await until(pilot, lambda: type(app.screen).__name__ == "ConfirmScreen", "the confirm")
         await pilot.press("y")
