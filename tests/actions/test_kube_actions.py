@@ -458,3 +458,32 @@ def test_equal_ignore_hash_treats_empty_and_missing_alike() -> None:
     assert equal_ignore_hash(a, b)
     assert not equal_ignore_hash(a, {"metadata": {}, "spec": {"containers": [
         {"name": "app", "image": "x:2"}]}})
+
+
+def test_lease_is_renewed_while_held_and_released_after(sim: KubeSim) -> None:
+    sim.add_deployment("shop", "cart", image="cart:1", replicas=1)
+    settings = settings_for(sim, lease_duration_seconds=3)
+    client = connect(settings)
+    alice = LeaseLocker(client, settings)
+    bob = LeaseLocker(connect(settings), settings)
+    with alice.hold("shop/cart", "alice@laptop") as renew:
+        first = sim.get_object("leases", "shop", "deploytui-cart")
+        assert first is not None and first["spec"]["holderIdentity"] == "alice@laptop"
+        assert first["spec"]["leaseDurationSeconds"] == 3
+        time.sleep(1.6)                               # the keep-alive renews every second
+        second = sim.get_object("leases", "shop", "deploytui-cart")
+        assert second is not None
+        assert second["spec"]["renewTime"] > first["spec"]["renewTime"]
+        assert second["spec"]["acquireTime"] == first["spec"]["acquireTime"]
+        renew()                                       # the action's own renewal works too
+        with pytest.raises(ActionRefused, match="held by alice@laptop since"), \
+                bob.hold("shop/cart", "bob@desk"):
+            pass
+        with pytest.raises(ActionRefused, match=r"held by you \(alice@laptop\) in another console"), \
+                bob.hold("shop/cart", "alice@laptop"):
+            pass
+    assert sim.get_object("leases", "shop", "deploytui-cart") is None
+    with bob.hold("shop/cart", "bob@desk"):          # free again
+        lease = sim.get_object("leases", "shop", "deploytui-cart")
+        assert lease is not None and lease["spec"]["holderIdentity"] == "bob@desk"
+    client.close()
