@@ -137,3 +137,24 @@ def test_service_index() -> None:
     assert index.lookup("prod", "cart").key == "prod/cart"     # env named like the namespace
     assert index.lookup("staging", "whatever", {"app": "cart"}).key == "staging/cart"
     assert index.lookup("shop", "nothing", {"app.kubernetes.io/name": "nope"}) is None
+
+
+def test_durations_persist_through_the_store(tmp_path: Any) -> None:
+    import dataclasses
+
+    from deploytui.config import StoreSettings
+    from deploytui.store import open_store
+
+    s = dataclasses.replace(settings(), store=StoreSettings(path=str(tmp_path / "d.db")))
+    store = open_store(s)
+    model = RolloutModel(s, store)
+    build(model, dep(), T0)
+    build(model, dep(generation=3, updated=1, revision=3, status_replicas=5), T0 + 1)
+    build(model, dep(generation=3, observed=3, revision=3), T0 + 43)
+    assert store.rollout_durations("shop/web") == [42.0]
+    store.close()
+    again = open_store(s)          # a new console: the ETA is there from the start
+    fresh = RolloutModel(s, again)
+    r = build(fresh, dep(generation=4, updated=1, revision=4, status_replicas=5), T0 + 100)
+    assert r.phase == "progressing" and r.eta == Eta(42.0, 1)
+    again.close()
