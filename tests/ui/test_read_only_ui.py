@@ -184,7 +184,6 @@ async def started(pilot: Any, app: DeployApp) -> GuardController:
     guard = app.runtime.extras.get("guard")   # make_app installs it; else install it here
     if not isinstance(guard, GuardController):
         guard = install_guard(app.runtime, app)
-    assert guard.mode == "auto"
     return guard
 
 
@@ -205,6 +204,7 @@ async def test_every_mutating_key_changes_nothing(world: World, monkeypatch: pyt
     app = app_for(settings_for(world, way, monkeypatch))
     async with app.run_test(size=(200, 50)) as pilot:
         guard = await started(pilot, app)
+        assert guard.mode == "auto"   # so g would arm it
         screen = console(app)
         assert "READ-ONLY" in screen.mode_badge()
         before = world.state()
@@ -629,3 +629,55 @@ async def test_BUG_incident_and_note_dialogs_opened_live_refuse_once_read_only(
         after = world.state()
         assert after[what] == before[what], (
             f"{modal} answered after read-only came on wrote {what}: {after[what]}")
+
+
+# --- the guard's proposal (guard_rollback) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "live twin"])
+async def test_guard_proposal_y_rolls_back_only_when_live(
+        world: World, monkeypatch: pytest.MonkeyPatch, read_only: bool) -> None:
+    """A guard proposal on screen (made while live); read-only comes on; ``y`` must not roll
+    back (the door refuses the guard's rollback). Live, the same ``y`` rolls back."""
+    import dataclasses
+
+    from deploytui.guard import Guard, Observation, Reading
+    from deploytui.guard_runner import GuardOutcome, GuardRunner
+    from deploytui.ui.guard_banner import GuardPromptScreen
+
+    settings = live_settings(world, monkeypatch)
+    settings = dataclasses.replace(settings, guard=dataclasses.replace(
+        settings.guard, mode="propose", health_failures=dataclasses.replace(
+            settings.guard.health_failures, for_seconds=0, limit=1)))
+    app = app_for(settings)
+    async with app.run_test(size=(200, 50)) as pilot:
+        controller = await started(pilot, app)
+        rt = app.runtime
+        before = world.state()
+        guard = Guard(settings.guard, DEPLOYMENT, started_at=time.time(), mode="propose")
+        decision = guard.evaluate(Observation(
+            ts=time.time(), revision=2, readings=(Reading("health_failures", 3.0),),
+            has_previous=True, read_only=False, phase="progressing"))
+        assert decision.tripped and decision.action == "propose", decision
+        outcomes: list[GuardOutcome] = []
+        runner = GuardRunner(rt, DEPLOYMENT, mode="propose", countdown_seconds=60,
+                             on_prompt=controller.show_prompt, on_finish=outcomes.append)
+
+        async def act() -> None:
+            await runner._act(decision)
+
+        app.run_worker(act(), group="test-guard", exit_on_error=False)
+        await until(pilot, lambda: isinstance(app.screen, GuardPromptScreen), "the proposal")
+        if read_only:
+            assert rt.set_read_only(True)
+        await pilot.press("y")
+        await until(pilot, lambda: outcomes, "the guard's outcome", timeout=30)
+        if read_only:
+            assert outcomes[0].status == "rollback_failed", outcomes[0]
+            assert "read-only" in outcomes[0].message
+            world.assert_unchanged(before, "y on a guard proposal")
+        else:
+            assert outcomes[0].status == "rolled_back", outcomes[0]
+            after = world.state()
+            assert after["deployment"]["revision"] != before["deployment"]["revision"]
+            assert after["deploytui_events"] == [*before["deploytui_events"], "DeploytuiRollback"]
