@@ -90,7 +90,7 @@ _ALIASES = {"database": ("db", "datasource"), "db": ("database", "datasource"),
 # --- snapshots ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StateChange:
     ts: float
     from_state: str
@@ -98,7 +98,7 @@ class StateChange:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthReport:
     """One service as of its last poll. Equality ignores when it was taken."""
 
@@ -146,7 +146,7 @@ class HealthReport:
         return None if self.state_since is None else max(0.0, now - self.state_since)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HealthSnapshot:
     """All services after a sweep (or, ``complete=False``, part way through a long one)."""
 
@@ -239,7 +239,7 @@ class LatencyWindow:
 # --- one poll ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Answer:
     """What fetching one URL gave: an HTTP answer, or a failure kind."""
 

@@ -76,7 +76,7 @@ def worst(*statuses: Status) -> Status:
     return max(statuses, key=_STATUS_RANK.__getitem__, default="pass")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     """One check a health payload reports (a database, a cache, a disk ...)."""
 
@@ -87,7 +87,7 @@ class CheckResult:
     critical: bool = True       # set by the source from ``critical_checks``
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reading:
     """What one health answer says."""
 
