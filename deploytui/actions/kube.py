@@ -93,11 +93,15 @@ def _images(template: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def kube_handle(runtime: Any) -> KubeHandle:
-    """The runtime's shared lazy client (created on first use)."""
+    """The runtime's shared lazy client (created on first use). Also makes sure the door locks
+    with Leases, whichever path built the runtime (console, headless command, test)."""
     handle = runtime.extras.get("kube")
     if not isinstance(handle, KubeHandle):
         handle = KubeHandle(runtime.settings)
         runtime.extras["kube"] = handle
+    door = getattr(runtime, "door", None)
+    if door is not None and door.locker is None:
+        door.locker = LeaseLocker(handle, runtime.settings)
     return handle
 
 

@@ -207,16 +207,9 @@ def make_source(runtime: Any) -> KubeSource | None:
     settings: Settings = runtime.settings
     if not settings.kubernetes.enabled:
         return None
-    handle = runtime.extras.get("kube")
-    if not isinstance(handle, KubeHandle):
-        handle = KubeHandle(settings)
-        runtime.extras["kube"] = handle
-    door = getattr(runtime, "door", None)
-    if door is not None and door.locker is None:
-        from deploytui.actions.kube import LeaseLocker
+    from deploytui.actions.kube import kube_handle
 
-        door.locker = LeaseLocker(handle, settings)
-    return KubeSource(settings, runtime.journal, handle)
+    return KubeSource(settings, runtime.journal, kube_handle(runtime))
 
 
 # --- one-shot reads -----------------------------------------------------------------------------

@@ -266,6 +266,10 @@ def test_factories_and_target_resolution(sim: KubeSim, settings: Settings) -> No
     assert deployment_for(rt, Target(deployment="shop/x")) == "shop/x"
     assert deployment_for(rt, Target(alert_fingerprint="abc")) == ""
     sim.add_deployment("shop", "cart", image="cart:1", replicas=1)
+    headless = build_runtime(settings, journal=MemoryJournal(), with_sources=False)
+    assert headless.door.locker is None
+    make_restart(headless, "shop/cart")      # any kube action gives the door its Lease locker
+    assert isinstance(headless.door.locker, LeaseLocker)
     assert isinstance(make_scale(rt, "shop/cart", 2), ScaleAction)
     assert isinstance(make_restart(rt, "shop/cart"), RestartAction)
     rollback = make_rollback(rt, "shop/cart", None)
