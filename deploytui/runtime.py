@@ -17,7 +17,7 @@ from deploytui.actions.door import ActionDoor
 from deploytui.config import Settings, operator_identity
 from deploytui.model import MemoryJournal
 
-__all__ = ["SOURCE_MODULES", "Runtime", "build_runtime"]
+__all__ = ["SOURCE_MODULES", "Runtime", "add_sources", "build_runtime"]
 
 log = logging.getLogger(__name__)
 
@@ -87,16 +87,27 @@ def build_runtime(settings: Settings, *, mode: str = "live", journal: Any = None
 
         attach_incidents(rt, start=False)
     if with_sources:
-        for name, module in SOURCE_MODULES.items():
-            try:
-                mod = importlib.import_module(module)
-            except ModuleNotFoundError as exc:
-                if exc.name != module:
-                    raise
-                continue
-            factory = getattr(mod, "make_source", None)
-            if factory is not None:
-                source = factory(rt)
-                if source is not None:
-                    rt.sources[name] = source
+        add_sources(rt)
     return rt
+
+
+def add_sources(rt: Runtime) -> dict[str, Any]:
+    """Build every configured source (imports their modules: httpx, aiohttp, kubernetes...).
+
+    The console calls this in a thread after its first frame, so start-up stays fast.
+    """
+    for name, module in SOURCE_MODULES.items():
+        if name in rt.sources:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        factory = getattr(mod, "make_source", None)
+        if factory is not None:
+            source = factory(rt)
+            if source is not None:
+                rt.sources[name] = source
+    return rt.sources

@@ -56,8 +56,8 @@ MUTATING_ACTIONS: frozenset[str] = frozenset({
     "incident_severity",
     "note",
     "postmortem",
-    "toggle_read_only",
 })
+# (switching read-only itself is not a door action: the console allows it unless locked)
 
 
 #: Actions whose run sends rollback_initiated / rollback_completed / rollout_failed.

@@ -22,6 +22,6 @@ def start_console(args: argparse.Namespace, *, config_path: Path | str | None = 
         settings = apply_console_overrides(load_config(config_path), args)
     from deploytui.ui.app import make_app
 
-    app = make_app(settings, mode=mode)
+    app = make_app(settings, mode=mode, defer_sources=True)
     app.run()
     return int(app.return_code or 0)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
@@ -63,8 +64,10 @@ class DeployApp(App[int]):
     ]
 
     def __init__(self, runtime: Runtime, *, autostart_sources: bool = True,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, defer_sources: bool = False) -> None:
         super().__init__()
+        # defer_sources: build the sources after the first frame, in a thread (start-up speed)
+        self.defer_sources = defer_sources
         self.clock = clock  # the header clock; snapshot tests pin it
         self.runtime = runtime
         self.autostart_sources = autostart_sources
@@ -98,7 +101,9 @@ class DeployApp(App[int]):
         if store_error:
             self.notify(f"store unavailable, events kept in memory only: {store_error}",
                         severity="error", timeout=15)
-        if self.autostart_sources:
+        if self.defer_sources:
+            self.call_after_refresh(self._build_sources)
+        elif self.autostart_sources:
             self.call_after_refresh(self.start_sources)
             incidents = self.runtime.extras.get("incidents")
             if incidents is not None and hasattr(incidents, "start"):
@@ -113,6 +118,32 @@ class DeployApp(App[int]):
                     getattr(obj, method)()
                 except Exception:
                     log.exception("stopping %s failed", name)
+
+    @work(thread=True, group="startup", exit_on_error=False)
+    def _build_sources(self) -> None:
+        from deploytui.runtime import add_sources
+
+        try:
+            add_sources(self.runtime)
+        except Exception as exc:  # a broken source module must not take the console down
+            log.exception("building sources failed")
+            self.call_from_thread(self.notify, f"sources failed to start: {exc}", severity="error")
+        self.call_from_thread(self._sources_ready)
+
+    def _sources_ready(self) -> None:
+        console = self.get_screen_console()
+        if console is not None:
+            for pane_id, pane in console.panes.items():
+                if pane_id not in self.runtime.sources:
+                    pane.set_empty(f"{pane.pane_title}: {pane.not_configured_text}")
+        settings = self.runtime.settings
+        if settings.guard.mode != "off" and "rollouts" in self.runtime.sources \
+                and "guard" not in self.runtime.extras:
+            from deploytui.ui.guard_banner import install_guard
+
+            install_guard(self.runtime, self)
+        if self.autostart_sources:
+            self.start_sources()
 
     def start_sources(self) -> None:
         for name, source in self.runtime.sources.items():
@@ -204,18 +235,19 @@ class DeployApp(App[int]):
 
 
 def make_app(settings: Settings, *, mode: str = "live", runtime: Runtime | None = None,
-             autostart_sources: bool = True, with_sources: bool = True) -> DeployApp:
+             autostart_sources: bool = True, with_sources: bool = True,
+             defer_sources: bool = False) -> DeployApp:
     """Build the console for ``settings`` (the factory both ``__main__`` and tests use).
 
     A runtime built here also gets the notification queue worker and the auto-rollback guard;
     an injected runtime (tests) is used as given.
     """
     if runtime is None:
-        runtime = build_runtime(settings, mode=mode, with_sources=with_sources)
+        runtime = build_runtime(settings, mode=mode, with_sources=with_sources and not defer_sources)
         from deploytui.notify import install_notifier
 
         install_notifier(runtime, start=autostart_sources)
-        app = DeployApp(runtime, autostart_sources=autostart_sources)
+        app = DeployApp(runtime, autostart_sources=autostart_sources, defer_sources=defer_sources)
         if settings.guard.mode != "off" and "rollouts" in runtime.sources:
             from deploytui.ui.guard_banner import install_guard
 

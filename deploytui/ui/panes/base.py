@@ -88,7 +88,8 @@ class Pane(Vertical):
     def on_mount(self) -> None:
         self._render_title()
         sources = getattr(self.runtime, "sources", None)
-        if sources is not None and self.pane_id not in sources:
+        deferred = getattr(self.app, "defer_sources", False)
+        if sources is not None and self.pane_id not in sources and not deferred:
             self.set_empty(f"{self.pane_title}: {self.not_configured_text}")
         else:
             self.set_empty(self._empty_message)
