@@ -356,10 +356,10 @@ class Rollout:
     uid: str = ""
     change_cause: str = ""
     revisions: tuple[RevisionInfo, ...] = ()
+    key: str = field(init=False, compare=False, default="")   # "namespace/name"
 
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.namespace}/{self.name}")
 
     @property
     def version(self) -> str:
