@@ -89,9 +89,10 @@ WAYS: dict[str, tuple[dict[str, Any], str, dict[str, str]]] = {
     "config [console] wall": ({}, "wall = true\n", {}),
     "flag --lock-read-only": ({"read_only": True, "lock_read_only": True}, "", {}),
     "env DEPLOYTUI_READ_ONLY_LOCK=1": ({}, "", {"DEPLOYTUI_READ_ONLY_LOCK": "1"}),
+    "config [console] lock_read_only": ({}, "read_only = true\nlock_read_only = true\n", {}),
 }
 LOCKED_WAYS = {"flag --wall", "config [console] wall", "flag --lock-read-only",
-               "env DEPLOYTUI_READ_ONLY_LOCK=1"}
+               "env DEPLOYTUI_READ_ONLY_LOCK=1", "config [console] lock_read_only"}
 
 #: the ids whose action has no Action object: their flows ask the door (check_allowed) first
 FLOW_ONLY_IDS = frozenset({"guard_arm", "guard_rollback", "incident_open", "incident_close",
@@ -410,6 +411,16 @@ def test_without_any_of_them_the_console_is_live(world: World,
             rt.door.check_allowed(action_id)   # no refusal
     finally:
         close_runtime(rt)
+
+
+@pytest.mark.parametrize(("value", "on"), [("1", True), ("true", True), ("TRUE", True),
+                                           ("yes", True), ("on", True), (" 1 ", True),
+                                           ("0", False), ("false", False), ("", False)])
+def test_deploytui_read_only_values(world: World, monkeypatch: pytest.MonkeyPatch, value: str,
+                                    on: bool) -> None:
+    monkeypatch.setenv("DEPLOYTUI_READ_ONLY", value)
+    settings = apply_console_overrides(load_config(world.config), argparse.Namespace())
+    assert settings.read_only is on
 
 
 def test_the_cli_parser_reaches_apply_console_overrides(world: World,

@@ -30,7 +30,7 @@ from deploytui.actions.door import MUTATING_ACTIONS
 from deploytui.config import Settings
 from deploytui.ui.app import DeployApp, make_app
 from deploytui.ui.console_screen import ACTION_BINDINGS, ConsoleScreen
-from deploytui.ui.guard_banner import GuardController, install_guard
+from deploytui.ui.guard_banner import GuardController
 from deploytui.ui.screens.confirm import ConfirmScreen, PromptScreen
 from tests import test_read_only as ro
 from tests.test_read_only import (
@@ -179,18 +179,23 @@ async def select(pilot: Any, app: DeployApp, pane_id: str, what: str) -> None:
 
 
 async def started(pilot: Any, app: DeployApp) -> GuardController:
-    """Wait for the panes to show the world; install the guard (what ``g`` arms)."""
+    """Wait for the panes to show the world and for the console's guard."""
     screen = console(app)
     for pane_id, what in (("rollouts", DEPLOYMENT), ("alerts", ALERT_OPEN),
                           ("alerts", ALERT_ACKED), ("ports", "checkout@prod")):
         await until(pilot, lambda p=pane_id, w=what: _row_key(screen, p, w), f"{what} shown")
-    guard = app.runtime.extras.get("guard")   # make_app installs it; else install it here
-    if not isinstance(guard, GuardController):
-        guard = install_guard(app.runtime, app)
+    # the console installs the guard (what ``g`` arms) once the rollouts source exists
+    guard: GuardController = await until(
+        pilot, lambda: app.runtime.extras.get("guard"), "the console's guard", timeout=10)
+    assert isinstance(guard, GuardController)
     return guard
 
 
 def app_for(settings: Settings) -> DeployApp:
+    """The console as ``deploytui`` starts it (sources built after the first frame when the
+    console does that)."""
+    if "defer_sources" in inspect.signature(make_app).parameters:
+        return make_app(settings, defer_sources=True)
     return make_app(settings)
 
 
