@@ -1,7 +1,7 @@
 """Benchmark: the rollouts source and pane against the simulated Kubernetes API at scale.
 
     python3 benchmarks/bench_rollouts.py [--deployments 2000] [--replicas 5] [--namespaces 20]
-                                         [--events 20] [--no-pane]
+                                         [--events 20] [--only source|pane]
 
 The simulated API runs in a child process (so its memory and CPU are not counted), populated
 with settled deployments (default 2,000 deployments x 5 pods = 10,000 pods). Measured in this
@@ -201,7 +201,8 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=5)
     parser.add_argument("--namespaces", type=int, default=20)
     parser.add_argument("--events", type=int, default=20)
-    parser.add_argument("--no-pane", action="store_true", help="skip the headless console run")
+    parser.add_argument("--only", choices=("source", "pane"), default=None,
+                        help="run one part (each alone gives a clean RSS figure)")
     args = parser.parse_args()
 
     kubeconfig = str(Path(tempfile.mkdtemp(prefix="bench-rollouts-")) / "kubeconfig")
@@ -214,8 +215,9 @@ def main() -> None:
     settings = _settings(kubeconfig, args.namespaces)
     rss_start = _rss_mb()
     try:
-        src = asyncio.run(bench_source(settings, args.deployments, args.events, args.replicas))
-        pane = None if args.no_pane else asyncio.run(
+        src = None if args.only == "pane" else asyncio.run(
+            bench_source(settings, args.deployments, args.events, args.replicas))
+        pane = None if args.only == "source" else asyncio.run(
             bench_pane(settings, args.deployments, args.events, args.replicas))
     finally:
         parent.send("stop")
@@ -225,16 +227,21 @@ def main() -> None:
         ("fleet", f"{args.deployments} deployments, {pods} pods, {args.namespaces} namespaces "
                   f"(simulated API populated in {populate:.1f} s, separate process)"),
         ("RSS at start (this process)", f"{rss_start:.0f} MB"),
-        ("start -> full model", f"{src['to_full']:.2f} s (largest build {src['full_build'] * 1000:.0f} ms)"),
-        ("RSS with full model", f"{src['rss']:.0f} MB"),
-        ("watch event -> snapshot", _ms(src["latencies"])),
-        ("  model build of that batch", _ms(src["builds"])),
     ]
+    if src is not None:
+        rows += [
+            ("start -> full model", f"{src['to_full']:.2f} s (largest build "
+                                    f"{src['full_build'] * 1000:.0f} ms)"),
+            ("RSS with full model", f"{src['rss']:.0f} MB"),
+            ("watch event -> snapshot", _ms(src["latencies"])),
+            ("  model build of that batch", _ms(src["builds"])),
+        ]
     if pane is not None:
         rows += [
             ("console start -> full pane", f"{pane['to_full']:.2f} s (largest refresh "
                                            f"{pane['full_refresh'] * 1000:.0f} ms)"),
-            ("RSS with console + full pane", f"{pane['rss']:.0f} MB"),
+            ("RSS with console + full pane", f"{pane['rss']:.0f} MB"
+                                             + ("" if args.only else " (after the source run)")),
             ("watch event -> pane row", _ms(pane["latencies"])),
             ("  pane refresh for that event", _ms(pane["durations"])),
             ("  pane refresh, last 50", _ms(pane["steady"])),
