@@ -643,17 +643,26 @@ async def test_door_actions_opened_live_are_refused_once_read_only(
         world.assert_unchanged(before, "a replicas prompt answered after read-only came on")
 
 
-@pytest.mark.parametrize(("key", "modal", "what"), [("n", "NoteScreen", "notes"),
-                                                    ("i", "IncidentScreen", "incidents")])
+@pytest.mark.parametrize(("key", "modal", "typed", "what", "incident"), [
+    ("n", "NoteScreen", "written after read-only", "notes", False),
+    ("i", "IncidentScreen", "written after read-only", "incidents", False),
+    ("i", "SeverityScreen", "1", "incidents", True),
+], ids=["note", "incident open", "incident severity"])
 async def test_BUG_incident_and_note_dialogs_opened_live_refuse_once_read_only(
-        world: World, monkeypatch: pytest.MonkeyPatch, key: str, modal: str, what: str) -> None:
-    """``n`` / ``i``: the dialog was open when read-only came on; Enter must not write (the
-    door-based actions re-check at run time; these flows check only when the dialog opens)."""
+        world: World, monkeypatch: pytest.MonkeyPatch, key: str, modal: str, typed: str,
+        what: str, incident: bool) -> None:
+    """``n`` / ``i``: the dialog was open when read-only came on; answering it must not write
+    (the door-based actions re-check at run time; these flows check only when the dialog
+    opens, and IncidentManager.note / open / set_severity / close do not check)."""
+    if incident:
+        from tests.test_read_only import _open_incident
+
+        _open_incident(world, monkeypatch)
     app = app_for(live_settings(world, monkeypatch))
     async with running(app) as pilot:
         await started(pilot, app)
         before = world.state()
-        await _answer_after_read_only(pilot, app, key, modal, "written after read-only")
+        await _answer_after_read_only(pilot, app, key, modal, typed)
         after = world.state()
         assert after[what] == before[what], (
             f"{modal} answered after read-only came on wrote {what}: {after[what]}")
