@@ -306,7 +306,7 @@ async def test_locked_read_only_refuses_ctrl_r(world: World, monkeypatch: pytest
         world.assert_unchanged(before, f"ctrl+r then s ({way})")
 
 
-async def test_BUG_unlocked_read_only_console_switches_back_with_ctrl_r(
+async def test_unlocked_read_only_console_switches_back_with_ctrl_r(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unlocked read-only console (``--read-only``) is switched back to live with ``ctrl+r``
     and then the actions work: ``s`` scales the deployment for real (the positive control)."""
@@ -363,8 +363,9 @@ async def test_positive_control_live_console_scales_with_keys(
         await settle(pilot, app)
         assert app.screen is screen
         world.assert_unchanged(before, "s after ctrl+r")
-        app.runtime.set_read_only(False)    # (ctrl+r back: see the BUG test above)
-        screen.refresh_bindings()
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        assert not app.runtime.read_only and "LIVE" in screen.mode_badge()
         await scale_to_3_with_keys(pilot, app, world)
 
 
