@@ -69,27 +69,16 @@ def scale(screen: ConsoleScreen, target: Target) -> None:
     if not deployment:
         return
     from deploytui.actions.kube import make_scale
-    from deploytui.ui.screens.confirm import PromptScreen
+    from deploytui.ui.screens.scale import ScaleScreen
 
-    def validate(value: str) -> str | None:
-        if not value.isdigit():
-            return "enter a whole number of replicas (0 or more)"
-        if int(value) > 1000:
-            return "at most 1000 replicas from the console"
-        return None
+    def chosen(replicas: int | None) -> None:
+        if replicas is not None:
+            screen.run_confirmed_action(lambda: make_scale(screen.runtime, deployment, replicas))
 
-    def chosen(value: str | None) -> None:
-        if value is not None:
-            screen.run_confirmed_action(lambda: make_scale(screen.runtime, deployment, int(value)))
-
-    current = ""
     rollouts = screen.runtime.sources.get("rollouts")
-    getter = getattr(rollouts, "desired_replicas", None)
-    if callable(getter):
-        replicas = getter(deployment)
-        current = "" if replicas is None else str(replicas)
-    screen.app.push_screen(PromptScreen(f"Scale {deployment}", prompt="Replicas:", value=current,
-                                        validate=validate), chosen)
+    latest = getattr(rollouts, "latest", None)
+    rollout = latest.find(deployment) if latest is not None else None
+    screen.app.push_screen(ScaleScreen(deployment, rollout), chosen)
 
 
 def restart(screen: ConsoleScreen, target: Target) -> None:

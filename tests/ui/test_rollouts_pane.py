@@ -189,14 +189,19 @@ async def test_enter_shows_history_and_events_and_picks_a_revision(sim: KubeSim)
 
 
 async def test_s_scales_through_the_prompt(sim: KubeSim) -> None:
+    from deploytui.ui.screens.scale import ScaleScreen
+
     sim.add_deployment("shop", "cart", image="cart:1", replicas=2)
     app = make(sim)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: row_of(app, "shop/cart"), what="cart")
         await pilot.press("2", "s")
-        prompt = await until(pilot, lambda: isinstance(app.screen, PromptScreen) and app.screen,
+        prompt = await until(pilot, lambda: isinstance(app.screen, ScaleScreen) and app.screen,
                              what="the replica prompt")
-        assert prompt.initial == "2"
+        assert prompt.query_one("#scale-input").value == "2"
+        await pilot.press("enter")  # the same count is refused with a message
+        assert isinstance(app.screen, ScaleScreen)
+        assert "already has 2" in str(prompt.query_one("#scale-error").render())
         await pilot.press("backspace", "5", "enter")
         confirm = await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen,
                               what="the confirmation")

@@ -172,12 +172,13 @@ class VirtualTable(ScrollView, can_focus=True):
         else:
             top = int(self.scroll_y)
             visible = max(0, self.size.height - 1)
-            for offset in range(visible):
-                i = top + offset
-                if i >= len(new):
-                    break
-                if new[i] != old[i]:
-                    changed_rows += 1
+            lines = [offset for offset in range(min(visible, len(new) - top))
+                     if new[top + offset] != old[top + offset]]
+            changed_rows = len(lines)
+            if changed_rows > visible // 2:
+                self.refresh()  # rows moved: one repaint is cheaper than many line regions
+            else:
+                for offset in lines:
                     self.refresh(Region(0, offset + 1, self.size.width, 1))
         self.repaints += changed_rows
         target = self._index.get(keep_key, None) if keep_key is not None else None
