@@ -34,8 +34,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from deploytui.config import NotifyChannel, NotifySettings, mask
 from deploytui.model import Notifier, TimelineEvent
 
@@ -318,6 +316,8 @@ def _hide(secrets: Iterable[str]) -> None:
 
 
 def _httpx_post(url: str, body: Mapping[str, Any], timeout: float) -> int:
+    import httpx
+
     resp = httpx.post(url, content=json.dumps(body, default=str).encode(), timeout=timeout,
                       headers={"Content-Type": "application/json",
                                "User-Agent": "deploytui-notify"})
@@ -336,6 +336,8 @@ def send_now(channel: NotifyChannel, event: str, payload: Mapping[str, Any], *,
         return f"channel {channel.name!r} has no routing_key"
     url, body = build_request(channel, event, payload, dedup_key)
     where = f"{channel.name} ({mask(url)})"
+    import httpx
+
     try:
         status = (post or _httpx_post)(url, body, channel.timeout)
     except httpx.TimeoutException:

@@ -35,6 +35,12 @@ SUBCOMMANDS = (
     "notify_cmd",
     "serve_cmd",
 )
+# module -> the command words it registers (so the console's start-up imports none of them)
+COMMAND_WORDS = {
+    "demo_cmd": ("demo",), "snapshot_cmd": ("snapshot",), "config_cmd": ("init", "config"),
+    "ports_cmd": ("ports",), "guard_cmd": ("guard",), "postmortem_cmd": ("postmortem",),
+    "audit_cmd": ("audit",), "notify_cmd": ("notify",), "serve_cmd": ("serve",),
+}
 
 EPILOG = """\
 examples:
@@ -69,7 +75,24 @@ def add_console_options(parser: argparse.ArgumentParser) -> None:
                         help="Kubernetes namespace to watch (repeatable; overrides the config)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _wanted(argv: Sequence[str] | None) -> set[str]:
+    """Subcommand modules the arguments can reach: all of them for --help or no argv."""
+    if argv is None or any(a in ("-h", "--help") for a in argv):
+        return set(SUBCOMMANDS)
+    words = set(argv)
+    wanted = {m for m, names in COMMAND_WORDS.items() if words & set(names)}
+    takes_value = {"-c", "--config", "--theme", "--context", "-n", "--namespace"}
+    unknown = [a for i, a in enumerate(argv)
+               if not a.startswith("-") and (i == 0 or argv[i - 1] not in takes_value)]
+    if unknown and not wanted:
+        # a positional that is not a command (a typo, or an option's value): load all so that
+        # argparse can name the choices, or parse the value
+        return set(SUBCOMMANDS)
+    return wanted
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv``, only the subcommand modules those arguments name are imported."""
     parser = argparse.ArgumentParser(
         prog="deploytui",
         description="A terminal console for on-call engineers: health, rollouts, ports and "
@@ -83,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_console_options(parser)
     parser.set_defaults(func=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = _wanted(argv)
     for name in SUBCOMMANDS:
+        if name not in wanted:
+            continue
         module = f"deploytui.cli.{name}"
         try:
             mod = importlib.import_module(module)
@@ -96,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         if args.func is None:

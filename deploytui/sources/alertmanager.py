@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+if TYPE_CHECKING:
+    import httpx
 
 from deploytui.config import AlertmanagerSettings
 from deploytui.errors import SourceError
@@ -221,6 +222,8 @@ class AlertmanagerClient:
         return self.settings.url.rstrip("/")
 
     def _http(self) -> httpx.Client:
+        import httpx
+
         if self._client is None:
             headers = {"Accept": "application/json"}
             if self.settings.token:
@@ -235,6 +238,8 @@ class AlertmanagerClient:
             self._client = None
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
         where = f"{self.url}/api/v2{path}"
         try:
             resp = self._http().request(method, path, **kwargs)

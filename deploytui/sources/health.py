@@ -47,9 +47,10 @@ from bisect import bisect_left, insort
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
+if TYPE_CHECKING:  # httpx is imported when polling starts, not on the path to the first frame
+    import httpx
 
 from deploytui.config import ServiceSettings, Settings
 from deploytui.model import EventSink, Section, TimelineEvent
@@ -276,6 +277,8 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         "RemoteProtocolError", "ServerDisconnectedError", "ReadError", "ClientOSError",
     }:
         return "disconnected", "the server closed the connection without answering"
+    import httpx
+
     if any(isinstance(e, TimeoutError | httpx.TimeoutException) for e in chain):
         return "timeout", "timed out"
     text = str(exc).lower()
@@ -429,6 +432,8 @@ class HealthSource:
 
     # -- client ---------------------------------------------------------------------------
     def _origins(self) -> int:
+        import httpx
+
         urls = [u for s in self.settings.services for u in (s.health_url, s.live_url, s.ready_url) if u]
         return len({httpx.URL(u).netloc for u in urls})
 
@@ -449,6 +454,8 @@ class HealthSource:
                          new, wanted - 256)
 
     def _make_client(self) -> httpx.AsyncClient:
+        import httpx
+
         h = self.settings.health
         if len(self.settings.services) > 500:
             self._ensure_file_limit()

@@ -32,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from deploytui.config import Settings
 from deploytui.errors import ConfigError, DeploytuiError, SourceError
 from deploytui.model import Section, utcnow
@@ -233,6 +231,8 @@ NOT_PROBED = LiveState("not probed")
 
 
 def local_listeners() -> tuple[Listener, ...]:
+    import psutil  # here, not at import: the ports pane is on the path to the first frame
+
     """Every local TCP listener and bound UDP socket, with its owning process when visible."""
     try:
         conns = psutil.net_connections(kind="inet")
@@ -258,6 +258,8 @@ def local_listeners() -> tuple[Listener, ...]:
 
 
 def _local_addresses() -> set[str]:
+    import psutil
+
     addrs = set(_LOCAL_NAMES)
     with contextlib.suppress(OSError):
         for entries in psutil.net_if_addrs().values():

@@ -27,6 +27,7 @@ else an env name found in the file name (``docker-compose.staging.yml``), else `
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -34,8 +35,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from deploytui.config import Settings
 from deploytui.errors import ConfigError, SourceError
@@ -58,23 +57,31 @@ class ComposePort:
     mode: str = "ingress"
 
 
-class _ComposeLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 integers (no base-60), like compose's Go YAML parser."""
+@functools.cache
+def _compose_loader() -> type:
+    """SafeLoader with YAML 1.2 integers (no base-60), like compose's Go YAML parser.
 
+    Built on first use so that importing this module (the ports pane does) costs no YAML import.
+    """
+    import yaml
 
-_ComposeLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers
-            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_ComposeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
-    list("-+0123456789"))
-_ComposeLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."))
+    class ComposeLoader(yaml.SafeLoader):
+        pass
+
+    ComposeLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers
+                if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ComposeLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+        list("-+0123456789"))
+    ComposeLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                   r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+        list("-+0123456789."))
+    return ComposeLoader
 
 
 def _port_range(text: str, what: str) -> tuple[int, int]:
@@ -239,8 +246,10 @@ def load_compose_file(path: Path, shown: str, *, known_envs: Iterable[str] = (),
         raise ConfigError(shown, "compose file not found ([ports] compose_files)") from None
     except OSError as exc:
         raise ConfigError(shown, f"cannot read the compose file: {exc.strerror or exc}") from None
+    import yaml
+
     try:
-        doc = yaml.load(text, Loader=_ComposeLoader)  # a SafeLoader subclass
+        doc = yaml.load(text, Loader=_compose_loader())  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(shown, f"not valid YAML: {exc}") from None
     if doc is None:

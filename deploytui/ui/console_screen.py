@@ -192,7 +192,8 @@ class ConsoleScreen(Screen[None]):
             cls.pane_number = number
             self.panes[pane_id] = cls(self.runtime)
             self.pane_order.append(pane_id)
-        yield WallSummary(self.panes)
+        if self.runtime.settings.console.wall:
+            yield WallSummary(self.panes)
         with Container(id="panes"):
             yield from self.panes.values()
         yield Footer()
@@ -226,7 +227,8 @@ class ConsoleScreen(Screen[None]):
         if self.runtime.settings.console.wall:
             for pane in self.panes.values():
                 pane.show_last_updated()
-            self.query_one(WallSummary).update_counts()
+            for summary in self.query(WallSummary):
+                summary.update_counts()
 
     def on_resize(self) -> None:
         self.apply_layout()
