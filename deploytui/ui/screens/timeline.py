@@ -247,7 +247,8 @@ def note_flow(screen: Any, target: Target | None = None) -> None:
     service = target.service if target is not None else ""
 
     def chosen(text: str | None) -> None:
-        if not text:
+        # read-only may have come on while the dialog was open: check again before writing
+        if not text or _refuse_if_read_only(screen, "note"):
             return
         try:
             manager.note(text, actor=runtime.operator, service=service)
@@ -274,7 +275,7 @@ def open_incident_flow(screen: Any, target: Target | None = None) -> None:
     services = [target.service] if target is not None and target.service else []
 
     def chosen(answer: tuple[str, str] | None) -> None:
-        if answer is None:
+        if answer is None or _refuse_if_read_only(screen, "incident_open"):
             return
         severity, title = answer
         try:
@@ -302,7 +303,7 @@ def severity_flow(screen: Any) -> None:
         return
 
     def chosen(value: str | None) -> None:
-        if value is None:
+        if value is None or _refuse_if_read_only(screen, "incident_severity"):
             return
         if value == "close":
             close_flow(screen)
@@ -330,7 +331,7 @@ def close_flow(screen: Any) -> None:
         return
 
     def chosen(reason: str | None) -> None:
-        if not reason:
+        if not reason or _refuse_if_read_only(screen, "incident_close"):
             return
         try:
             closed = manager.close(actor=runtime.operator, reason=reason, incident_id=current.id)
