@@ -219,6 +219,24 @@ def new_events(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
                   .elements())
 
 
+#: the dialogs a flow asks its values in (the replica count, the ack comment and duration)
+ASK_SCREENS = ("PromptScreen", "ScaleScreen")
+
+
+def asking(app: DeployApp) -> bool:
+    return type(app.screen).__name__ in ASK_SCREENS
+
+
+async def answer(pilot: Any, app: DeployApp, value: str | None = None) -> None:
+    """Answer the open ask dialog: its default, or ``value`` (the replica count must change)."""
+    if value is None and type(app.screen).__name__ == "ScaleScreen":
+        value = "5"
+    if value is not None:
+        app.screen.query("Input").first().value = value
+    await pilot.press("enter")
+    await settle(pilot, app)
+
+
 def notes(app: DeployApp) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
@@ -256,7 +274,7 @@ async def test_live_twin_every_key_opens_its_flow(world: World,
     ``g`` and ``m``, acts), so the read-only run above refused something real."""
     app = app_for(live_settings(world, monkeypatch))
     expected: dict[str, type | str] = {
-        "rollback": ConfirmScreen, "scale": PromptScreen, "restart": ConfirmScreen,
+        "rollback": ConfirmScreen, "scale": "ask", "restart": ConfirmScreen,
         "ack": PromptScreen, "unack": ConfirmScreen, "port_reassign": ConfirmScreen,
         "incident_open": "IncidentScreen", "note": "NoteScreen"}
     async with running(app) as pilot:
@@ -273,7 +291,8 @@ async def test_live_twin_every_key_opens_its_flow(world: World,
                 await until(pilot, lambda: world.state()["postmortems"], "the post-mortem file")
                 continue
             want = expected[action]
-            await until(pilot, lambda w=want: (type(app.screen).__name__ == w) if isinstance(w, str)
+            await until(pilot, lambda w=want: asking(app) if w == "ask"
+                        else (type(app.screen).__name__ == w) if isinstance(w, str)
                         else isinstance(app.screen, w), f"{key} ({action}) to open {want}")
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is screen, "the dialog to close")
@@ -328,10 +347,8 @@ async def scale_to_3_with_keys(pilot: Any, app: DeployApp, world: World) -> None
     before = world.state()
     await select(pilot, app, "rollouts", DEPLOYMENT)
     await pilot.press("s")
-    await until(pilot, lambda: isinstance(app.screen, PromptScreen), "the replicas prompt")
-    prompt = app.screen
-    prompt.query_one("#prompt-input").value = ""
-    await pilot.press("3", "enter")
+    await until(pilot, lambda: asking(app), "the replicas prompt")
+    await answer(pilot, app, "3")
     await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
     await pilot.press(*"checkout", "enter")        # prod: type the deployment's name
     await until(pilot, lambda: app.screen is screen, "the confirmation to close")
@@ -413,10 +430,9 @@ async def test_palette_and_programmatic_calls_change_nothing(
                     await result
                 await settle(pilot, app)
                 for _ in range(3):   # scale / ack ask first (ack: comment, duration); the door
-                    if not isinstance(app.screen, PromptScreen):
+                    if not asking(app):
                         break
-                    await pilot.press("enter")
-                    await settle(pilot, app)
+                    await answer(pilot, app)
                 assert app.screen is screen, f"{action} via {path} reached {app.screen!r}"
                 assert any("read-only" in n for n in notes(app)), (action, path, notes(app))
         assert guard.armed is False
@@ -444,13 +460,13 @@ async def test_typing_into_the_real_palette_runs_nothing(world: World,
             await pilot.press("enter")
             await settle(pilot, app)
             if read_only:
-                while app.screen is not screen and not isinstance(app.screen, PromptScreen):
+                while app.screen is not screen and not asking(app):
                     await pilot.press("escape")
                     await pilot.pause(0.1)
                 assert app.screen is screen
                 world.assert_unchanged(before, "the palette")
             else:
-                await until(pilot, lambda a=app: isinstance(a.screen, PromptScreen),
+                await until(pilot, lambda a=app: asking(a),
                             "the palette's Scale to open the replicas prompt")
 
 
@@ -482,7 +498,7 @@ async def test_detail_screens_and_timeline_keys_change_nothing(
         assert app.screen is detail
         await pilot.press("enter")
         await settle(pilot, app)
-        assert not isinstance(app.screen, ConfirmScreen | PromptScreen), app.screen
+        assert not isinstance(app.screen, ConfirmScreen) and not asking(app), app.screen
         while app.screen is not screen:
             await pilot.press("escape")
             await pilot.pause(0.05)
@@ -497,7 +513,7 @@ async def test_detail_screens_and_timeline_keys_change_nothing(
             assert detail.check_action("unack", ()) is False
             await pilot.press(key)
             await settle(pilot, app)
-            assert not isinstance(app.screen, ConfirmScreen | PromptScreen), app.screen
+            assert not isinstance(app.screen, ConfirmScreen) and not asking(app), app.screen
             while app.screen is not screen:
                 await pilot.press("escape")
                 await pilot.pause(0.05)
@@ -554,7 +570,7 @@ async def test_live_twin_detail_screens_and_timeline_open_their_flows(
         await pilot.press("enter")
         await until(pilot, lambda: type(app.screen).__name__ == "AlertDetailScreen", "detail")
         await pilot.press("a")
-        await until(pilot, lambda: isinstance(app.screen, PromptScreen), "ack prompt")
+        await until(pilot, lambda: asking(app), "ack prompt")
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen, "back")
         await select(pilot, app, "ports", "checkout@prod")
@@ -618,12 +634,13 @@ async def test_remapped_keys_are_refused_too(world: World, monkeypatch: pytest.M
 # --- a dialog opened while live, answered after read-only came on -----------------------------------
 
 
-async def _answer_after_read_only(pilot: Any, app: DeployApp, key: str, modal: str,
-                                  typed: str) -> None:
+async def _answer_after_read_only(pilot: Any, app: DeployApp, key: str,
+                                  modal: str | tuple[str, ...], typed: str) -> None:
     screen = console(app)
+    modals = (modal,) if isinstance(modal, str) else modal
     await select(pilot, app, "rollouts", DEPLOYMENT)
     await pilot.press(key)
-    await until(pilot, lambda: type(app.screen).__name__ == modal, f"{key} -> {modal}")
+    await until(pilot, lambda: type(app.screen).__name__ in modals, f"{key} -> {modal}")
     assert app.runtime.set_read_only(True)      # e.g. another part of the console turns it on
     await pilot.press(*typed, "enter")
     await settle(pilot, app)
@@ -640,7 +657,7 @@ async def test_door_actions_opened_live_are_refused_once_read_only(
     async with running(app) as pilot:
         await started(pilot, app)
         before = world.state()
-        await _answer_after_read_only(pilot, app, "s", "PromptScreen", "")
+        await _answer_after_read_only(pilot, app, "s", ASK_SCREENS, "5")
         world.assert_unchanged(before, "a replicas prompt answered after read-only came on")
 
 
