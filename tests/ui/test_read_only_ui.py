@@ -636,10 +636,14 @@ async def test_remapped_keys_are_refused_too(world: World, monkeypatch: pytest.M
 
 async def _answer_after_read_only(pilot: Any, app: DeployApp, key: str,
                                   modal: str | tuple[str, ...], typed: str) -> None:
+    """Press ``key`` (``"i c"``: several), wait for ``modal``, turn read-only on, type and
+    press enter, then close whatever is left."""
     screen = console(app)
     modals = (modal,) if isinstance(modal, str) else modal
     await select(pilot, app, "rollouts", DEPLOYMENT)
-    await pilot.press(key)
+    for k in key.split():
+        await pilot.press(k)
+        await pilot.pause(0.1)
     await until(pilot, lambda: type(app.screen).__name__ in modals, f"{key} -> {modal}")
     assert app.runtime.set_read_only(True)      # e.g. another part of the console turns it on
     await pilot.press(*typed, "enter")
@@ -665,13 +669,14 @@ async def test_door_actions_opened_live_are_refused_once_read_only(
     ("n", "NoteScreen", "written after read-only", "notes", False),
     ("i", "IncidentScreen", "written after read-only", "incidents", False),
     ("i", "SeverityScreen", "1", "incidents", True),
-], ids=["note", "incident open", "incident severity"])
-async def test_BUG_incident_and_note_dialogs_opened_live_refuse_once_read_only(
+    ("i c", "NoteScreen", "", "incidents", True),
+], ids=["note", "incident open", "incident severity", "incident close"])
+async def test_incident_and_note_dialogs_opened_live_refuse_once_read_only(
         world: World, monkeypatch: pytest.MonkeyPatch, key: str, modal: str, typed: str,
         what: str, incident: bool) -> None:
-    """``n`` / ``i``: the dialog was open when read-only came on; answering it must not write
-    (the door-based actions re-check at run time; these flows check only when the dialog
-    opens, and IncidentManager.note / open / set_severity / close do not check)."""
+    """``n`` / ``i`` / ``i c``: the dialog was open when read-only came on; answering it must
+    not write (as the door-based actions re-check at run time). Found by this matrix, fixed in
+    2495c0b."""
     if incident:
         from tests.test_read_only import _open_incident
 
