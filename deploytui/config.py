@@ -122,7 +122,7 @@ def _empty_map() -> Mapping[str, Any]:
 class ConsoleSettings:
     refresh_interval: float = _f(5.0, "Seconds between polls of every source.", min=0.2, max=3600)
     read_only: bool = _f(False, "Refuse every mutating action.")
-    lock_read_only: bool = _f(False, "With read_only, refuse switching it off at run time.")
+    lock_read_only: bool = _f(False, "Read-only, and refuse switching it off at run time.")
     theme: str = _f("dark", "Theme name (a file themes/<name>.toml).")
     themes_dir: str = _f("", "Extra folder with theme files.")
     layout: Literal["auto", "grid", "stacked", "tabs"] = _f("auto", "Pane layout.")
@@ -321,7 +321,7 @@ class Settings:
 
     @property
     def read_only(self) -> bool:
-        return self.console.read_only or self.console.wall
+        return self.console.read_only or self.console.wall or self.console.lock_read_only
 
     def with_changes(self, **sections: Any) -> Settings:
         """A copy with whole sections or fields of ``console`` replaced (CLI overrides)."""

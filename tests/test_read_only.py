@@ -95,7 +95,7 @@ LOCKED_WAYS = {"flag --wall", "config [console] wall", "flag --lock-read-only",
 
 #: the ids whose action has no Action object: their flows ask the door (check_allowed) first
 FLOW_ONLY_IDS = frozenset({"guard_arm", "guard_rollback", "incident_open", "incident_close",
-                           "incident_severity", "note", "postmortem"})
+                           "incident_severity", "note", "postmortem", "notify_retry"})
 #: switching read-only itself: refused by the lock (Runtime.set_read_only), not by read-only
 TOGGLE = "toggle_read_only"
 #: the ids with a real Action object (built by ``ACTION_BUILDERS``)

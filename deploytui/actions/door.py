@@ -56,6 +56,7 @@ MUTATING_ACTIONS: frozenset[str] = frozenset({
     "incident_severity",
     "note",
     "postmortem",
+    "notify_retry",
 })
 # (switching read-only itself is not a door action: the console allows it unless locked)
 

@@ -16,6 +16,7 @@ from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Container, Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Digits, Footer, Label, Static
 
@@ -317,9 +318,12 @@ class ConsoleScreen(Screen[None]):
 
     def deliver(self, name: str, snapshot: Any) -> None:
         pane = self.panes.get(name)
-        if pane is None:
+        if pane is None or not pane.is_mounted or getattr(self.app, "_exit", False):
             return
-        pane.update_snapshot(snapshot)
+        try:
+            pane.update_snapshot(snapshot)
+        except NoMatches:
+            return  # the console is closing: the pane's widgets are already gone
         pane.mark_updated()
         if self._layout == "tabs":
             self.update_tabstrip()

@@ -335,7 +335,19 @@ class DeadLettersScreen(ModalScreen[None]):
     def action_close(self) -> None:
         self.dismiss(None)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "retry" and self.runtime.read_only:
+            return False  # re-sending pages people: not from a read-only console
+        return True
+
     def action_retry(self) -> None:
+        from deploytui.errors import ActionRefused
+
+        try:
+            self.runtime.door.check_allowed("notify_retry")
+        except ActionRefused as exc:
+            self.query_one("#status", Static).update(str(exc))
+            return
         table = self.query_one(DataTable)
         if not self.ids or table.cursor_row is None or table.cursor_row >= len(self.ids):
             return

@@ -85,7 +85,7 @@ MUTATING_BINDINGS: dict[tuple[str, str], str] = {
     ("GuardPromptScreen", "confirm"): "second step (the guard blocks in read-only; the door)",
     ("GuardPromptScreen", "dismiss_prompt"): "answers a proposal: changes nothing",
     ("GuardPromptScreen", "escape"): "aborts a countdown: changes nothing",
-    ("DeadLettersScreen", "retry"): "re-sends a notification: NOT gated by read-only (reported)",
+    ("DeadLettersScreen", "retry"): "re-sends a notification: hidden and refused in read-only",
 }
 #: bindings that only move, filter, show or close
 VIEW_ACTIONS = frozenset({
@@ -123,7 +123,8 @@ def test_every_mutating_binding_is_classified() -> None:
     assert {action for _, action, _ in ACTION_BINDINGS} == set(CONSOLE_TARGETS)
     # the door ids the console cannot reach by its own keys are reached through the timeline /
     # the guard (their entry paths are in this file and tests/test_read_only.py)
-    assert MUTATING_ACTIONS - console == {"incident_close", "incident_severity", "guard_rollback"}
+    assert MUTATING_ACTIONS - console == {"incident_close", "incident_severity", "guard_rollback",
+                                          "notify_retry"}
     stale = {k for k in MUTATING_BINDINGS if (k[0], k[1]) not in {(c, a) for c, _, a in bindings}}
     assert not stale, f"classified bindings that no longer exist: {stale}"
 
