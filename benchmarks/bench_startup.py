@@ -11,27 +11,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.ptyrun import run_in_pty
-
-
-def start_fleet(services: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "deploytui", "demo", "--fleet-only",
-                             "--services", str(services)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("config:"):
-            return proc, line.split(":", 1)[1].strip()
-    proc.kill()
-    raise SystemExit("fleet did not start")
+from benchmarks.ptyrun import run_in_pty, start_fleet
 
 
 def measure(argv: list[str], runs: int) -> list[float]:
@@ -53,7 +38,7 @@ def main() -> None:
         empty.write_text("")
         base = [sys.executable, "-m", "deploytui", "--config"]
         rows.append(("empty config", measure([*base, str(empty)], args.runs)))
-        fleet, config = start_fleet(12)
+        fleet, config = start_fleet("--services", "12")
         try:
             rows.append(("demo fleet (12 services, kubernetes)", measure([*base, config], args.runs)))
         finally:

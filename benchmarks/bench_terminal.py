@@ -12,28 +12,12 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.ptyrun import run_in_pty
-
-
-def start_fleet(scenario: str, workdir: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "deploytui", "demo", "--fleet-only",
-                             "--scenario", scenario, "--workdir", workdir],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if line.startswith("config:"):
-            return proc, line.split(":", 1)[1].strip()
-    proc.kill()
-    raise SystemExit("fleet did not start")
+from benchmarks.ptyrun import run_in_pty, start_fleet
 
 
 def with_refresh(config: str, seconds: float) -> str:
@@ -47,7 +31,7 @@ def with_refresh(config: str, seconds: float) -> str:
 def run_case(scenario: str, seconds: float, cols: int, rows: int, warmup: float,
              extra: list[str]) -> tuple[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
-        fleet, config = start_fleet(scenario, tmp)
+        fleet, config = start_fleet("--scenario", scenario, "--workdir", tmp)
         try:
             config = with_refresh(config, 1.0)
             argv = [sys.executable, "-m", "deploytui", "--config", config, *extra]

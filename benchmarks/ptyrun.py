@@ -12,13 +12,15 @@ import pty
 import select
 import signal
 import struct
+import subprocess
+import sys
 import termios
 import time
 from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["PtyRun", "run_in_pty"]
+__all__ = ["PtyRun", "run_in_pty", "start_fleet"]
 
 
 @dataclass
@@ -113,3 +115,17 @@ def run_in_pty(argv: list[str], *, seconds: float, cols: int = 200, rows: int = 
                 break
         os.close(fd)
     return result
+
+
+def start_fleet(*options: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `deploytui demo --fleet-only OPTIONS`; return the process and its config path."""
+    proc = subprocess.Popen([sys.executable, "-m", "deploytui", "demo", "--fleet-only", *options],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("config:"):
+            return proc, line.split(":", 1)[1].strip()
+    proc.kill()
+    raise SystemExit("fleet did not start")

@@ -18,6 +18,7 @@ from deploytui.actions.ports import row_key
 from deploytui.model import Target
 from deploytui.sources.ports import Listener, LiveState, PortRow, PortsSnapshot
 from deploytui.ui.panes.base import Pane
+from deploytui.ui.panes.filtering import TextFilter
 from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
 
 __all__ = ["PortsPane", "conflict_cell", "live_cell"]
@@ -65,8 +66,10 @@ def _listener_key(x: Listener) -> str:
     return f"listener|{x.protocol}|{x.host}|{x.port}"
 
 
-class PortsPane(Pane):
+class PortsPane(TextFilter, Pane):
     """Port allocations (pane 3)."""
+
+    filter_input_id = "ports-filter"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="ports_filter"),
@@ -197,41 +200,3 @@ class PortsPane(Pane):
         from deploytui.ui.screens.port_detail import PortDetailScreen
 
         self.app.push_screen(PortDetailScreen(row, self.runtime))
-
-    # --- filter -------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        self.add_class("-filtering")
-        box = self.query_one("#ports-filter", Input)
-        box.can_focus = True
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#ports-filter", Input)
-        if not self.has_class("-filtering") and not box.value:
-            return
-        box.value = ""
-        self.filter_text = ""
-        self._close_filter()
-        self.refresh_rows()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id != "ports-filter":
-            return
-        event.stop()
-        self.filter_text = event.value
-        self.refresh_rows()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "ports-filter":
-            return
-        event.stop()
-        if event.value:
-            self.table.focus()  # the filter stays shown while it applies
-        else:
-            self._close_filter()
-
-    def _close_filter(self) -> None:
-        self.remove_class("-filtering")
-        self.query_one("#ports-filter", Input).can_focus = False
-        self.table.focus()

@@ -20,6 +20,7 @@ from textual.widgets import Input
 from deploytui.model import Target
 from deploytui.sources.rollout_model import Rollout, RolloutSnapshot, format_duration
 from deploytui.ui.panes.base import Pane
+from deploytui.ui.panes.filtering import TextFilter
 from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
 
 __all__ = ["COLUMNS", "PHASE_GLYPH", "RolloutsPane", "age_text", "progress_cell"]
@@ -80,8 +81,10 @@ def _valid_until(r: Rollout, now: float) -> float:
     return now + 1 - (age % 1)
 
 
-class RolloutsPane(Pane):
+class RolloutsPane(TextFilter, Pane):
     """Deployments and their rollouts (pane 2)."""
+
+    filter_input_id = "rollouts-filter"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "filter", "Filter", id="rollouts_filter"),
@@ -221,41 +224,3 @@ class RolloutsPane(Pane):
         from deploytui.ui.screens.rollout_detail import RolloutDetailScreen
 
         self.app.push_screen(RolloutDetailScreen(rollout, self.runtime))
-
-    # --- filter -------------------------------------------------------------------------------
-
-    def action_filter(self) -> None:
-        self.add_class("-filtering")
-        box = self.query_one("#rollouts-filter", Input)
-        box.can_focus = True
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#rollouts-filter", Input)
-        if not self.has_class("-filtering") and not box.value:
-            return
-        box.value = ""
-        self.filter_text = ""
-        self._close_filter()
-        self.refresh_rows()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id != "rollouts-filter":
-            return
-        event.stop()
-        self.filter_text = event.value
-        self.refresh_rows()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "rollouts-filter":
-            return
-        event.stop()
-        if event.value:
-            self.table.focus()
-        else:
-            self._close_filter()
-
-    def _close_filter(self) -> None:
-        self.remove_class("-filtering")
-        self.query_one("#rollouts-filter", Input).can_focus = False
-        self.table.focus()
