@@ -65,6 +65,7 @@ __all__ = [
     "escalation",
     "filter_presets",
     "format_age",
+    "format_countdown",
     "latest_metrics",
     "make_metrics",
     "make_source",
@@ -194,7 +195,7 @@ class Escalation:
         """``L2 P1 →L3 9m59s``: the level, the priority and the time left to the next level."""
         if self.due_in_s is None:
             return f"L{self.level} {self.priority}"
-        return f"L{self.level} {self.priority} →L{self.level + 1} {format_age(self.due_in_s)}"
+        return f"L{self.level} {self.priority} →L{self.level + 1} {format_countdown(self.due_in_s)}"
 
 
 @dataclass(frozen=True)
@@ -268,12 +269,23 @@ def escalation(alert: Alert, now: float, response_minutes: Mapping[str, float]
     return Escalation(level, alert.priority, r, elapsed, due)
 
 
-def format_age(seconds: float) -> str:
+def format_countdown(seconds: float) -> str:
+    """A response-time countdown, to the second (``14m05s``)."""
     s = max(0, int(seconds))
     if s < 60:
         return f"{s}s"
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
+    return format_age(s)
+
+
+def format_age(seconds: float) -> str:
+    """``45s``, then whole minutes (``12m``): an age need not redraw the row every second."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
     if s < 86400:
         return f"{s // 3600}h{(s % 3600) // 60:02d}m"
     return f"{s // 86400}d{(s % 86400) // 3600:02d}h"

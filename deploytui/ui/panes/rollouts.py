@@ -62,8 +62,10 @@ def age_text(r: Rollout, now: float) -> str:
     age = r.age(now)
     if age is None:
         return ""
-    if r.phase != "complete" or age < 120:
+    if r.phase != "complete":
         return format_duration(age)
+    if age < 60:
+        return "<1m"
     minutes = int(age // 60)
     if minutes < 60:
         return f"{minutes}m"

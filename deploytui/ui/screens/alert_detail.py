@@ -20,7 +20,14 @@ from textual.widgets import Label, Sparkline, Static
 from deploytui.actions.door import MUTATING_ACTIONS
 from deploytui.model import Target
 from deploytui.rules import RULE_METRICS
-from deploytui.sources.alerts import GLYPHS, Alert, AlertsSnapshot, escalation, format_age
+from deploytui.sources.alerts import (
+    GLYPHS,
+    Alert,
+    AlertsSnapshot,
+    escalation,
+    format_age,
+    format_countdown,
+)
 from deploytui.sources.metrics import METRIC_LABELS, METRIC_UNITS, format_value
 
 __all__ = ["AlertDetailScreen", "detail_lines", "sparkline_caption"]
@@ -53,7 +60,7 @@ def detail_lines(alert: Alert, snap: AlertsSnapshot | None, now: float) -> tuple
     minutes = snap.response_minutes if snap is not None else {}
     esc = escalation(a, now, minutes)
     if esc is not None:
-        nxt = (f"; L{esc.level + 1} in {format_age(esc.due_in_s)}" if esc.due_in_s is not None
+        nxt = (f"; L{esc.level + 1} in {format_countdown(esc.due_in_s)}" if esc.due_in_s is not None
                else "; at the last level")
         lines.append(f"escalation:  L{esc.level} ({esc.priority}, respond within "
                      f"{format_age(esc.response_s)}){nxt}")
