@@ -475,8 +475,14 @@ async def collect(settings: Settings, *, probe: bool | None = None, kube: bool |
                                    listeners=listeners, errors=tuple(errors), probed=probe)
 
 
+MIN_INTERVAL = 10.0
+
+
 class PortsSource:
-    """Polls :func:`collect` every ``refresh_interval``; publishes a stale copy on failure.
+    """Polls :func:`collect` every ``refresh_interval`` but not more often than every
+    ``MIN_INTERVAL`` seconds (reading the machine's socket table is the console's single
+    biggest CPU cost at a 1 s refresh, and allocations change rarely); publishes a stale copy
+    on failure.
 
     Kubernetes Services and pods are re-read at most every ``kube_ttl`` seconds (listing every
     pod of a cluster each refresh would load the API server for ports that rarely change);
@@ -488,7 +494,8 @@ class PortsSource:
     def __init__(self, settings: Settings, interval: float | None = None,
                  kube_ttl: float = KUBE_TTL) -> None:
         self.settings = settings
-        self.interval = interval if interval is not None else settings.console.refresh_interval
+        self.interval = interval if interval is not None else max(
+            settings.console.refresh_interval, MIN_INTERVAL)
         self.kube_ttl = kube_ttl
         self._kube_cache: tuple[float, list[PortAllocation]] | None = None
         self._wake: asyncio.Event | None = None
