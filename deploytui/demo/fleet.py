@@ -42,6 +42,7 @@ ALLOWED_PORTS: dict[str, tuple[int, int]] = {
 NAMESPACES: dict[str, str] = {"prod": "shop", "staging": "shop-staging", "dev": "shop-dev"}
 _REPLICAS = {"prod": 4, "staging": 2, "dev": 1}
 IMAGE_REPO = "registry.demo.local/shop"
+DEMO_PROGRESS_DEADLINE = 90
 #: Services with their own port (and a registry entry) while the fleet is at most this big.
 DEDICATED_PORTS_UP_TO = 64
 #: At most this many services get a Kubernetes Deployment (the first ones).
@@ -295,6 +296,9 @@ class Fleet:
                 kube.add_deployment(ns, name, image=f"{IMAGE_REPO}/{name}:{spec.version}",
                                     replicas=_REPLICAS.get(spec.env, 2),
                                     labels={"app": name},
+                                    # short enough that a bad rollout turns "failed"
+                                    # (ProgressDeadlineExceeded) while the demo is watched
+                                    progress_deadline_seconds=DEMO_PROGRESS_DEADLINE,
                                     change_cause=f"initial release of {name} {spec.version}")
         await kube.start()
         self.kube = kube
