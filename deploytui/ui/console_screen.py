@@ -263,8 +263,9 @@ class ConsoleScreen(Screen[None]):
         env_text = f"envs: {', '.join(envs)}" if envs else "no services configured"
         clock = time.strftime("%H:%M", time.localtime(getattr(self.app, "clock", time.time)()))
         guard = self.runtime.extras.get("guard_badge", "")
-        left = "  ".join(x for x in ("deploytui", ctx, env_text, guard) if x)
-        text = f"{left}   [reverse] {self.mode_badge()} [/reverse]   {clock}"
+        # The mode badge and the clock first: at 80 columns the rest may be cut, never they.
+        rest = "  ".join(x for x in (ctx, env_text, guard) if x)
+        text = f"deploytui [reverse] {self.mode_badge()} [/reverse] {clock}  {rest}"
         if self.runtime.settings.console.wall:
             text = text.replace(clock, time.strftime("%H:%M:%S", time.localtime(getattr(self.app, "clock", time.time)())))
         if text != self._header_text:
@@ -309,8 +310,11 @@ class ConsoleScreen(Screen[None]):
             pane = self.panes[pane_id]
             label = f"{pane.pane_number} {pane.pane_title}"
             counts = getattr(pane, "_counts", "")
-            if counts:
+            problems = getattr(pane, "problems", None)
+            if counts and (pane_id == active or self.app.size.width >= 140):
                 label += f" ({counts})"
+            elif problems:
+                label += f" ({problems}!)"
             parts.append(f"[reverse] {label} [/reverse]" if pane_id == active else f" {label} ")
         self.query_one(TabStrip).update(" ".join(parts))
 
