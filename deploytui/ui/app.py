@@ -41,14 +41,7 @@ PANE_CLASSES: dict[str, str] = {
 
 def load_pane_class(pane_id: str) -> type:
     module, _, cls = PANE_CLASSES[pane_id].partition(":")
-    try:
-        return getattr(importlib.import_module(module), cls)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        from deploytui.ui.panes.missing import missing_pane
-
-        return missing_pane(pane_id)
+    return getattr(importlib.import_module(module), cls)
 
 
 class DeployApp(App[int]):
