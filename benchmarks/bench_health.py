@@ -170,6 +170,7 @@ async def bench_pane(settings: Settings, snapshots: list[HealthSnapshot]) -> lis
     async with app.run_test(size=(200, 50)) as pilot:
         await pilot.pause()
         pane = app.screen.query_one(HealthPane)
+        gc.freeze()  # as the console does once its sources are built (DeployApp._sources_ready)
         meter = StallMeter()
         meter.start()
         with GcMeter() as gcm:
