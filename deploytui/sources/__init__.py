@@ -15,10 +15,12 @@ and every pane's module offers ``async def snapshot_section(settings) -> model.S
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Publish", "Source"]
+__all__ = ["Publish", "Source", "wake_from_any_thread"]
 
 Publish = Callable[[Any], None]
 
@@ -27,3 +29,19 @@ class Source(Protocol):
     name: str
 
     async def run(self, publish: Publish) -> None: ...
+
+
+def wake_from_any_thread(loop: asyncio.AbstractEventLoop | None, event: asyncio.Event | None) -> None:
+    """Set a source's wake-up event, whether called on its loop or from another thread (the
+    action door runs in worker threads). Does nothing before the source runs or after it ends."""
+    if loop is None or event is None or loop.is_closed():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        event.set()
+    else:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(event.set)

@@ -38,6 +38,7 @@ from deploytui.config import Settings
 from deploytui.errors import SourceError
 from deploytui.model import EventSink, Section, TimelineEvent, utcnow
 from deploytui.rules import RuleAlert, RuleEngine
+from deploytui.sources import wake_from_any_thread
 from deploytui.sources.alertmanager import (
     AlertmanagerClient,
     AmAlert,
@@ -676,18 +677,7 @@ class AlertsSource:
     def request_refresh(self) -> None:
         """Poll again now (after an acknowledgement) instead of waiting for the interval.
         Safe to call from any thread (the action door runs in a worker thread)."""
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wake.set()
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(wake.set)
+        wake_from_any_thread(self._loop, self._wake)
 
     async def run(self, publish: Callable[[AlertsSnapshot], None]) -> None:
         self._wake = asyncio.Event()

@@ -35,6 +35,7 @@ from typing import Any
 from deploytui.config import Settings
 from deploytui.errors import ConfigError, DeploytuiError, SourceError
 from deploytui.model import Section, utcnow
+from deploytui.sources import wake_from_any_thread
 from deploytui.sources.ports_compose import kube_allocations, load_compose_file
 from deploytui.sources.ports_conflicts import (
     Conflict,
@@ -505,17 +506,7 @@ class PortsSource:
     def poke(self) -> None:
         """Poll again now (after a reassign wrote the registry). Safe from any thread."""
         self._kube_cache = None
-        loop, wake = self._loop, self._wake
-        if loop is None or wake is None or loop.is_closed():
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            wake.set()
-        else:
-            loop.call_soon_threadsafe(wake.set)
+        wake_from_any_thread(self._loop, self._wake)
 
     async def _read_kube(self) -> list[PortAllocation]:
         cached, now = self._kube_cache, time.monotonic()

@@ -55,6 +55,20 @@ class Pane(Vertical):
     Pane.-empty > .pane-body {
         display: none;
     }
+    Pane > Input.pane-filter {
+        dock: top;
+        height: 1;
+        border: none;
+        padding: 0 1;
+        display: none;
+        background: $boost;
+    }
+    Pane.-filtering > Input.pane-filter {
+        display: block;
+    }
+    Pane.-empty > Input.pane-filter {
+        display: none;
+    }
     """
 
     #: stable id used for keys 1-4, zoom, rotation, snapshot section names

@@ -18,6 +18,12 @@ class TextFilter:
     filter_text: str
     table: Any
 
+    def filter_box(self, placeholder: str) -> Input:
+        """The filter Input to yield from ``compose_body`` (styled by ``Pane``'s CSS)."""
+        box = Input(placeholder=placeholder, id=self.filter_input_id, classes="pane-filter")
+        box.can_focus = False  # only while filtering: never the screen's first focus
+        return box
+
     def _filter_box(self) -> Input:
         return self.query_one(f"#{self.filter_input_id}", Input)  # type: ignore[attr-defined]
 

@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
 
 from deploytui.actions.ports import row_key
 from deploytui.model import Target
@@ -76,23 +75,6 @@ class PortsPane(TextFilter, Pane):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="ports_clear_filter"),
     ]
 
-    DEFAULT_CSS = """
-    PortsPane > Input.ports-filter {
-        dock: top;
-        height: 1;
-        border: none;
-        padding: 0 1;
-        display: none;
-        background: $boost;
-    }
-    PortsPane.-filtering > Input.ports-filter {
-        display: block;
-    }
-    PortsPane.-empty > Input.ports-filter {
-        display: none;
-    }
-    """
-
     pane_id = "ports"
     pane_title = "Ports"
     pane_number = 3
@@ -106,10 +88,8 @@ class PortsPane(TextFilter, Pane):
         self._stale_since: float | None = None
 
     def compose_body(self) -> ComposeResult:
-        box = Input(placeholder="filter: service, env, port, source, live, conflict, file — "
-                    "esc clears", id="ports-filter", classes="ports-filter")
-        box.can_focus = False  # only while filtering: never the screen's first focus
-        yield box
+        yield self.filter_box("filter: service, env, port, source, live, conflict, file — "
+                              "esc clears")
         yield VirtualTable(COLUMNS, id="ports-table", classes="pane-body")
 
     @property

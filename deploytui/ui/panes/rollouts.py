@@ -15,7 +15,6 @@ from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Input
 
 from deploytui.model import Target
 from deploytui.sources.rollout_model import Rollout, RolloutSnapshot, format_duration
@@ -93,23 +92,6 @@ class RolloutsPane(TextFilter, Pane):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="rollouts_clear_filter"),
     ]
 
-    DEFAULT_CSS = """
-    RolloutsPane > Input.rollouts-filter {
-        dock: top;
-        height: 1;
-        border: none;
-        padding: 0 1;
-        display: none;
-        background: $boost;
-    }
-    RolloutsPane.-filtering > Input.rollouts-filter {
-        display: block;
-    }
-    RolloutsPane.-empty > Input.rollouts-filter {
-        display: none;
-    }
-    """
-
     pane_id = "rollouts"
     pane_title = "Rollouts"
     pane_number = 2
@@ -126,10 +108,7 @@ class RolloutsPane(TextFilter, Pane):
         self._active = False
 
     def compose_body(self) -> ComposeResult:
-        box = Input(placeholder="filter: name, namespace, service, phase, image — esc clears",
-                    id="rollouts-filter", classes="rollouts-filter")
-        box.can_focus = False  # only while filtering: never the screen's first focus
-        yield box
+        yield self.filter_box("filter: name, namespace, service, phase, image — esc clears")
         yield VirtualTable(COLUMNS, id="rollouts-table", classes="pane-body")
 
     def on_mount(self) -> None:
