@@ -42,7 +42,24 @@ async def test_cursor_stays_on_the_same_key_when_rows_reorder() -> None:
         table.set_rows(list(reversed(rows(10))))
         await pilot.pause()
         assert table.cursor_key == "k2"
-        selected: list[str] = []
-        app.on_virtual_table_row_selected = lambda m: selected.append(m.key)  # type: ignore[attr-defined]
         await pilot.press("end")
         assert table.cursor_key == "k0"
+
+
+class SelectApp(TableApp):
+    selected: list[str]
+
+    def on_virtual_table_row_selected(self, message: VirtualTable.RowSelected) -> None:
+        self.selected.append(message.key)
+
+
+async def test_enter_selects_the_cursor_row() -> None:
+    app = SelectApp()
+    app.selected = []
+    async with app.run_test(size=(60, 20)) as pilot:
+        table = app.query_one(VirtualTable)
+        table.set_rows(rows(10))
+        table.focus()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.selected == ["k1"]
