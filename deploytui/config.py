@@ -324,7 +324,7 @@ class Settings:
         return self.console.read_only or self.console.wall or self.console.lock_read_only
 
     def with_changes(self, **sections: Any) -> Settings:
-        """A copy with whole sections or fields of ``console`` replaced (CLI overrides)."""
+        """A copy with whole sections replaced (tests and CLI overrides)."""
         return dataclasses.replace(self, **sections)
 
     @property
