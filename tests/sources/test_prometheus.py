@@ -126,10 +126,17 @@ def test_extra_queries_extend_by_name(fleet: Fleet, stack: PromStack) -> None:
 
 def test_query_range_for_sparklines(fleet: Fleet, stack: PromStack) -> None:
     source = PrometheusMetrics(settings_for(fleet, stack.prometheus_url))
-    try:
+
+    def history() -> list[tuple[float, float]]:
         end = time.time()
-        points = asyncio.run(source.query_range(
+        return asyncio.run(source.query_range(
             'sum(process_resident_memory_bytes{service="cart"})', end - 30, end, 1.0))
+
+    try:
+        # The stack fixture only waits for two scrapes, which a loaded machine can put inside
+        # one step: wait until Prometheus holds at least two steps of history.
+        points = wait_for(lambda: p if len(p := history()) >= 2 else None,
+                          what="two 1 s steps of cart's memory history")
     finally:
         source.close()
     assert len(points) >= 2
