@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 from pathlib import Path
 
 from deploytui.cli.common import apply_console_overrides, load_settings
@@ -20,6 +21,8 @@ def start_console(args: argparse.Namespace, *, config_path: Path | str | None = 
     """Start the Textual console; ``mode`` is "live" or "demo" (shown in the header badge)."""
     if settings is None:
         settings = apply_console_overrides(load_config(config_path), args)
+    # No garbage collection until the first frame is drawn (DeployApp turns it back on).
+    gc.disable()
     from deploytui.ui.app import make_app
 
     app = make_app(settings, mode=mode, defer_sources=True)

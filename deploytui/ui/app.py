@@ -95,6 +95,7 @@ class DeployApp(App[int]):
         if store_error:
             self.notify(f"store unavailable, events kept in memory only: {store_error}",
                         severity="error", timeout=15)
+        self.call_after_refresh(self._first_frame_drawn)
         if self.defer_sources:
             self.call_after_refresh(self._build_sources)
         elif self.autostart_sources:
@@ -102,6 +103,14 @@ class DeployApp(App[int]):
             incidents = self.runtime.extras.get("incidents")
             if incidents is not None and hasattr(incidents, "start"):
                 incidents.start()
+
+    @staticmethod
+    def _first_frame_drawn() -> None:
+        """The command line turns the collector off until the first frame (start-up speed):
+        keep what start-up built out of every collection from now on, and turn it back on."""
+        if not gc.isenabled():
+            gc.freeze()
+            gc.enable()
 
     def on_unmount(self) -> None:
         extras = self.runtime.extras
@@ -117,6 +126,9 @@ class DeployApp(App[int]):
     def _build_sources(self) -> None:
         from deploytui.runtime import add_sources
 
+        console = self.get_screen_console()
+        if console is not None:
+            console.load_kube_context()
         try:
             add_sources(self.runtime)
         except Exception as exc:  # a broken source module must not take the console down
@@ -127,6 +139,7 @@ class DeployApp(App[int]):
     def _sources_ready(self) -> None:
         console = self.get_screen_console()
         if console is not None:
+            console.update_header()  # now with the Kubernetes context
             for pane_id, pane in console.panes.items():
                 if pane_id not in self.runtime.sources:
                     pane.set_empty(f"{pane.pane_title}: {pane.not_configured_text}")

@@ -18,12 +18,13 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Digits, Footer, Label, Static
+from textual.widgets import Digits, Label, Static
 
 from deploytui.actions.door import MUTATING_ACTIONS, Action, ActionPlan
 from deploytui.errors import ActionRefused, DeploytuiError
 from deploytui.model import Target
 from deploytui.ui.panes.base import Pane
+from deploytui.ui.widgets.keybar import KeyBar
 
 __all__ = ["ACTION_BINDINGS", "ConsoleScreen"]
 
@@ -156,6 +157,10 @@ class WallSummary(Horizontal):
 
 
 class ConsoleScreen(Screen[None]):
+    # Textual would focus the first focusable widget (a hidden filter Input), and on_mount then
+    # moves focus to the first pane's table: start there.
+    AUTO_FOCUS = "VirtualTable"
+
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("1", "focus_pane('health')", "Health", show=False, id="pane_health"),
         Binding("2", "focus_pane('rollouts')", "Rollouts", show=False, id="pane_rollouts"),
@@ -171,7 +176,7 @@ class ConsoleScreen(Screen[None]):
     ]
 
     def __init__(self, runtime: Any) -> None:
-        super().__init__()
+        super().__init__(classes="-wall" if runtime.settings.console.wall else None)
         self.runtime = runtime
         self.panes: dict[str, Pane] = {}
         self.pane_order: list[str] = []
@@ -185,29 +190,34 @@ class ConsoleScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         from deploytui.ui.app import PANE_CLASSES, load_pane_class
 
+        # Every class the first frame needs is given at construction: a class changed after
+        # mount restyles the node and all its descendants (about 10 ms each at start-up).
+        console = self.runtime.settings.console
+        self._layout = self._wanted_layout()
+        zoomed = console.wall and console.wall_rotate_seconds > 0
         yield HeaderBar(id="header")
         yield Banner(id="banner")
-        yield TabStrip(id="tabstrip")
+        strip = TabStrip(id="tabstrip")
+        strip.display = self._layout == "tabs" or zoomed
+        yield strip
         for number, pane_id in enumerate(PANE_CLASSES, start=1):
             cls = load_pane_class(pane_id)
             cls.pane_number = number
-            self.panes[pane_id] = cls(self.runtime)
+            self.panes[pane_id] = cls(self.runtime, classes="-active" if number == 1 else None)
             self.pane_order.append(pane_id)
-        if self.runtime.settings.console.wall:
+        if console.wall:
             yield WallSummary(self.panes)
-        with Container(id="panes"):
+        with Container(id="panes", classes=f"-{self._layout}" + (" -zoomed" if zoomed else "")):
             yield from self.panes.values()
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         console = self.runtime.settings.console
         self.set_interval(1.0, self.tick)
         if console.wall:
-            self.add_class("-wall")
             for table in self.query("VirtualTable"):
                 table.add_class("-no-cursor")
             if console.wall_rotate_seconds > 0:
-                self.query_one("#panes").add_class("-zoomed")
                 self.set_interval(console.wall_rotate_seconds, self.action_next_pane)
         self.update_header()
         self.update_banner()
@@ -246,7 +256,18 @@ class ConsoleScreen(Screen[None]):
         return " · ".join(parts)
 
     def _kube_context(self) -> str:
-        """The Kubernetes context the console acts in, read once from the kubeconfig."""
+        """The Kubernetes context the console acts in, read once from the kubeconfig.
+
+        A console that builds its sources after the first frame reads it then too (parsing
+        YAML costs ~20 ms of start-up): see :meth:`load_kube_context`."""
+        if self._context_label is None:
+            if getattr(self.app, "defer_sources", False):
+                return ""
+            self.load_kube_context()
+        return self._context_label or ""
+
+    def load_kube_context(self) -> None:
+        """Read the context label (any thread; the header shows it on its next update)."""
         if self._context_label is None:
             k = self.runtime.settings.kubernetes
             label = ""
@@ -254,7 +275,6 @@ class ConsoleScreen(Screen[None]):
                 label = k.context or ("in-cluster" if k.in_cluster else _current_context(
                     self.runtime.settings.resolve_path(k.kubeconfig) if k.kubeconfig else None))
             self._context_label = f"kube: {label}" if label else ""
-        return self._context_label
 
     def update_header(self) -> None:
         s = self.runtime.settings
@@ -282,16 +302,17 @@ class ConsoleScreen(Screen[None]):
         banner.set_class(error, "-error")
         banner.update(message or "")
 
-    def apply_layout(self) -> None:
+    def _wanted_layout(self) -> str:
         wanted = self.runtime.settings.console.layout
+        if wanted != "auto":
+            return wanted
         width, height = self.app.size
-        if wanted == "auto":
-            if width >= 160 and height >= 40:
-                wanted = "grid"
-            elif height >= 40:
-                wanted = "stacked"
-            else:
-                wanted = "tabs"
+        if width >= 160 and height >= 40:
+            return "grid"
+        return "stacked" if height >= 40 else "tabs"
+
+    def apply_layout(self) -> None:
+        wanted = self._wanted_layout()
         container = self.query_one("#panes")
         for name in ("grid", "stacked", "tabs"):
             container.set_class(name == wanted, f"-{name}")

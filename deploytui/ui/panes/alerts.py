@@ -11,22 +11,17 @@ acknowledge / un-acknowledge the selected row.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
 from deploytui.model import Target
-from deploytui.sources.alerts import (
-    Alert,
-    AlertFilter,
-    AlertsSnapshot,
-    apply_filter,
-    build_rows,
-    filter_presets,
-)
 from deploytui.ui.panes.base import Pane
 from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
+
+if TYPE_CHECKING:  # Source modules load after the first frame (they are built in a thread then): types only here.
+    from deploytui.sources.alerts import Alert, AlertFilter, AlertsSnapshot
 
 __all__ = ["COLUMNS", "AlertsPane"]
 
@@ -61,9 +56,22 @@ class AlertsPane(Pane):
 
     def __init__(self, runtime: Any, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(runtime, id=id, classes=classes)
-        self.filter = AlertFilter()
+        self._filter: AlertFilter | None = None
         self.shown: list[Alert] = []
         self._by_key: dict[str, Alert] = {}
+
+    @property
+    def filter(self) -> AlertFilter:
+        """What the table shows (``f`` cycles presets); all alerts until changed."""
+        if self._filter is None:
+            from deploytui.sources.alerts import AlertFilter
+
+            self._filter = AlertFilter()
+        return self._filter
+
+    @filter.setter
+    def filter(self, value: AlertFilter) -> None:
+        self._filter = value
 
     def compose_body(self) -> ComposeResult:
         yield VirtualTable(COLUMNS, id="alerts-table", classes="pane-body")
@@ -83,6 +91,8 @@ class AlertsPane(Pane):
 
     def build_table_rows(self, snap: AlertsSnapshot) -> list[Row]:
         """Filter and turn the feed into table rows (benchmarks time this with set_rows)."""
+        from deploytui.sources.alerts import apply_filter, build_rows
+
         self.shown = apply_filter(snap.alerts, self.filter)
         colors = self.colors
         rows: list[Row] = []
@@ -122,7 +132,7 @@ class AlertsPane(Pane):
         counts = " · ".join(parts) if parts else "0 alerts"
         if c.get("acked"):
             counts += f" · {c['acked']} acked"
-        if self.filter != AlertFilter():
+        if self._filter is not None and self.filter.label != "all":
             counts += f" · filter {self.filter.label}: {len(rows)} shown"
             if not rows:
                 counts += " (f changes it)"
@@ -137,6 +147,8 @@ class AlertsPane(Pane):
     # --- filter -------------------------------------------------------------------------------
 
     def action_cycle_filter(self) -> None:
+        from deploytui.sources.alerts import filter_presets
+
         snap: AlertsSnapshot | None = self.snapshot
         presets = filter_presets(snap.alerts if snap else ())
         try:

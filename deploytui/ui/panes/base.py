@@ -79,7 +79,8 @@ class Pane(Vertical):
     not_configured_text: ClassVar[str] = "not configured"
 
     def __init__(self, runtime: Any, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(id=id or f"pane-{self.pane_id}", classes=classes)
+        # Empty until the first snapshot: given now, so mounting does not restyle the pane.
+        super().__init__(id=id or f"pane-{self.pane_id}", classes=f"-empty {classes or ''}".strip())
         self.runtime = runtime
         self.snapshot: Any = None
         self.last_updated: float | None = None

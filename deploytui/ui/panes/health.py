@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.actions import SkipAction
@@ -24,10 +24,12 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Input, Static
 
 from deploytui.model import Target
-from deploytui.sources.health import STATE_RANK, HealthReport, HealthSnapshot
 from deploytui.ui.panes.base import Pane
 from deploytui.ui.status import STATUS
 from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
+
+if TYPE_CHECKING:  # Source modules load after the first frame (they are built in a thread then): types only here.
+    from deploytui.sources.health import HealthReport, HealthSnapshot
 
 __all__ = ["Cell", "HealthPane", "format_duration", "sparkline"]
 
@@ -188,6 +190,8 @@ class HealthPane(Pane):
     # --- data ---------------------------------------------------------------------------------
 
     def update_snapshot(self, snapshot: Any) -> None:
+        from deploytui.sources.health import HealthSnapshot
+
         if not isinstance(snapshot, HealthSnapshot):
             return
         previous = self.snapshot
@@ -207,6 +211,8 @@ class HealthPane(Pane):
         snapshot: HealthSnapshot | None = self.snapshot
         if snapshot is None:
             return
+        from deploytui.sources.health import STATE_RANK
+
         colors = self.colors
         colors_key = tuple(sorted(colors.items()))
         if colors_key != self._colors_key:  # theme changed: every row's colours change
@@ -250,6 +256,8 @@ class HealthPane(Pane):
 
     def _build_in_chunks(self, stale: list[tuple[HealthReport, tuple[Any, ...]]],
                          colors: dict[str, str]) -> None:
+        from deploytui.sources.health import STATE_RANK
+
         async def build() -> None:
             rank = STATE_RANK
             for start in range(0, len(stale), BUILD_CHUNK):

@@ -8,17 +8,18 @@ state is a glyph *and* a word, never colour alone.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
-from deploytui.actions.ports import row_key
 from deploytui.model import Target
-from deploytui.sources.ports import Listener, LiveState, PortRow, PortsSnapshot
 from deploytui.ui.panes.base import Pane
 from deploytui.ui.panes.filtering import TextFilter
 from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
+
+if TYPE_CHECKING:  # Source modules load after the first frame (they are built in a thread then): types only here.
+    from deploytui.sources.ports import Listener, LiveState, PortRow, PortsSnapshot
 
 __all__ = ["PortsPane", "conflict_cell", "live_cell"]
 
@@ -109,6 +110,8 @@ class PortsPane(TextFilter, Pane):
         snap: PortsSnapshot | None = self.snapshot
         if snap is None:
             return
+        from deploytui.actions.ports import row_key
+
         if not snap.rows and not snap.listeners:
             self.set_empty("Ports: no allocations declared" +
                            (f" — {snap.errors[0]}" if snap.errors else ""))
@@ -166,6 +169,9 @@ class PortsPane(TextFilter, Pane):
         return self._by_key.get(key) if key is not None else None
 
     def selected_target(self) -> Target:
+        from deploytui.actions.ports import row_key
+        from deploytui.sources.ports import PortRow
+
         row = self.selected_row()
         if not isinstance(row, PortRow):
             return Target()

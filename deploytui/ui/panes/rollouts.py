@@ -11,16 +11,18 @@ picked to roll back to. ``u`` / ``s`` / ``R`` are console keys acting on the sel
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 
 from deploytui.model import Target
-from deploytui.sources.rollout_model import Rollout, RolloutSnapshot, format_duration
 from deploytui.ui.panes.base import Pane
 from deploytui.ui.panes.filtering import TextFilter
 from deploytui.ui.widgets.vtable import Column, Row, VirtualTable
+
+if TYPE_CHECKING:  # Source modules load after the first frame (they are built in a thread then): types only here.
+    from deploytui.sources.rollout_model import Rollout, RolloutSnapshot
 
 __all__ = ["COLUMNS", "PHASE_GLYPH", "RolloutsPane", "age_text", "progress_cell"]
 
@@ -62,6 +64,8 @@ def age_text(r: Rollout, now: float) -> str:
     if age is None:
         return ""
     if r.phase != "complete":
+        from deploytui.sources.rollout_model import format_duration
+
         return format_duration(age)
     if age < 60:
         return "<1m"

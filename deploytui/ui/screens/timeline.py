@@ -29,12 +29,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Static
 
 from deploytui.errors import ActionRefused, DeploytuiError
 from deploytui.incidents import SEVERITIES, IncidentManager, attach_incidents
 from deploytui.model import Target, TimelineEvent
 from deploytui.postmortem import LEAD_IN_SECONDS
+from deploytui.ui.widgets.keybar import KeyBar
 
 __all__ = [
     "RECENT_HOURS",
@@ -436,7 +437,7 @@ class TimelineScreen(Screen[None]):
         table.add_columns("time", "kind", "service", "event", "by")
         yield table
         yield Static("", id="timeline-status", markup=False)
-        yield Footer()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.refresh_events()
