@@ -1,9 +1,12 @@
 """Health source: polls every configured service's health endpoints, one sweep per interval.
 
-One shared ``httpx.AsyncClient`` (an aiohttp transport by default: about 7x less CPU per poll
-than httpx's own, see ``benchmarks/bench_health.py``) keeps connections alive across sweeps.
-Each endpoint's request is built once and sent through the client's transport (httpx's cookie
-and redirect layers cost more than the rest of a poll). A pool of ``[health] concurrency``
+One shared ``httpx.AsyncClient`` keeps connections alive across sweeps. By default its transport
+is ``httpx_aiohttp``'s over one aiohttp session that this source owns (about 7x less CPU per poll
+than httpx's own, see ``benchmarks/bench_health.py``), and polls go straight to that session with
+the endpoint's URL parsed once: converting every request and answer between httpx and aiohttp
+objects cost more CPU than the poll itself. With ``transport="httpx"`` each endpoint's request is
+built once and sent through the transport (httpx's cookie and redirect layers are not wanted
+for a health poll). A pool of ``[health] concurrency``
 workers walks the services and a semaphore bounds the requests in flight; every request has
 its own time budget (``[health] timeout``, covering connect, headers and body), so one hanging
 endpoint holds one slot for at most ``timeout`` seconds and never delays the others. Sweeps never
@@ -84,6 +87,7 @@ HISTORY_LEN = 40
 #: Bytes of each answer kept in the report for the detail view.
 RAW_KEEP = 16384
 _ACCEPT = "application/health+json, application/json;q=0.9, text/plain;q=0.8, */*;q=0.5"
+_HEADERS = {"Accept": _ACCEPT, "Accept-Encoding": "identity", "User-Agent": "deploytui-health"}
 _ALIASES = {"database": ("db", "datasource"), "db": ("database", "datasource"),
             "cache": ("redis", "memcached"), "redis": ("cache",)}
 
@@ -275,6 +279,7 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         return "refused", "connection refused"
     if any(isinstance(e, ConnectionResetError | BrokenPipeError) for e in chain) or names & {
         "RemoteProtocolError", "ServerDisconnectedError", "ReadError", "ClientOSError",
+        "ClientPayloadError",
     }:
         return "disconnected", "the server closed the connection without answering"
     import httpx
@@ -307,7 +312,8 @@ class _Track:
         self.last_poll: tuple[str, str, str] = ("pending", "not polled yet", "")
         self.reading: Reading | None = None
         self.answers: tuple[Answer, ...] = ()
-        self.requests: list[tuple[str, httpx.Request]] | None = None   # (url, request)
+        # (url, parsed URL or built request, headers) per endpoint, made on the first poll
+        self.requests: list[tuple[str, Any, Mapping[str, str] | None]] | None = None
         self.eval_key: tuple[Any, ...] = ()
         self.eval_result: tuple[str, str, str, Reading | None] | None = None
 
@@ -426,6 +432,7 @@ class HealthSource:
         self.interval = settings.console.refresh_interval
         self._client: httpx.AsyncClient | None = None
         self._transport: httpx.AsyncBaseTransport | None = None
+        self._session: Any = None   # aiohttp.ClientSession, the fast path (transport "aiohttp")
         self._sem: asyncio.Semaphore | None = None
         self._tracks = [_Track(s, settings.health.window_seconds) for s in settings.services]
         self.last_sweep_seconds = 0.0
@@ -465,9 +472,16 @@ class HealthSource:
                               max_keepalive_connections=h.concurrency, keepalive_expiry=keepalive)
         transport: httpx.AsyncBaseTransport
         if self.transport == "aiohttp":
+            import aiohttp
             from httpx_aiohttp import AiohttpTransport
 
-            transport = AiohttpTransport(limits=limits)
+            # The session the transport would make for itself, made here so polls can use it
+            # directly (same pool, same TLS context as httpx: certifi plus $SSL_CERT_FILE).
+            connector = aiohttp.TCPConnector(limit=h.concurrency, keepalive_timeout=keepalive,
+                                             ssl=httpx.create_ssl_context())
+            self._session = aiohttp.ClientSession(connector=connector, headers=_HEADERS,
+                                                  trust_env=False)
+            transport = AiohttpTransport(client=self._session)
         else:
             transport = httpx.AsyncHTTPTransport(limits=limits)
         self._transport = transport
@@ -476,9 +490,7 @@ class HealthSource:
         # headers and the whole body (a drip-fed body too), and aiohttp then does not re-arm a
         # read timer on every chunk.
         return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(None),
-                                 follow_redirects=False, trust_env=False,
-                                 headers={"Accept": _ACCEPT, "Accept-Encoding": "identity",
-                                          "User-Agent": "deploytui-health"})
+                                 follow_redirects=False, trust_env=False, headers=_HEADERS)
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -488,53 +500,41 @@ class HealthSource:
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.aclose()  # closes the transport, and with it the aiohttp session
             self._client = None
             self._transport = None
+            self._session = None
         for track in self._tracks:
             track.requests = None
 
     # -- polling --------------------------------------------------------------------------
     async def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
         """GET one URL under the concurrency limit and the per-request budget; never raises."""
-        return await self._fetch(self.client.build_request("GET", url, headers=headers), url)
+        return await self._fetch(url, self._target(url, headers), headers)
 
-    async def _fetch(self, request: httpx.Request, url: str) -> Answer:
-        # The request goes straight to the client's transport (the documented
-        # ``handle_async_request`` interface): a health poll wants neither httpx's cookie jar
-        # nor its redirect handling, which together cost more CPU than the rest of the poll.
-        # Requests are built once per endpoint and reused (GET, no body, nothing mutates them).
+    def _target(self, url: str, headers: Mapping[str, str] | None) -> Any:
+        """What one endpoint's polls reuse: its parsed URL (aiohttp), or its built request."""
+        client = self.client
+        if self._session is not None:
+            import yarl
+
+            return yarl.URL(url)
+        return client.build_request("GET", url, headers=headers)
+
+    async def _fetch(self, url: str, target: Any, headers: Mapping[str, str] | None) -> Answer:
         if self._sem is None:
             self._sem = asyncio.Semaphore(self.settings.health.concurrency)
         cap = self.settings.health.max_body_bytes
-        transport = self._transport
-        assert transport is not None
         async with self._sem:
             start = time.perf_counter()
             try:
                 async with asyncio.timeout(self.settings.health.timeout):
-                    resp = await transport.handle_async_request(request)
-                    try:
-                        parts: list[bytes] = []
-                        size = 0
-                        truncated = False
-                        # We ask for identity; decode only when a server compresses anyway.
-                        chunks = (resp.aiter_bytes() if "content-encoding" in resp.headers
-                                  else resp.aiter_raw())
-                        async for chunk in chunks:
-                            parts.append(chunk)
-                            size += len(chunk)
-                            if size > cap:  # stop reading: the rest is never fetched
-                                truncated = True
-                                break
-                    finally:
-                        await resp.aclose()
-                    body = b"".join(parts)
-                    if truncated:
-                        body = body[:cap]
-                    latency = (time.perf_counter() - start) * 1000.0
-                    return Answer(url, resp.status_code, resp.headers.get("content-type", ""),
-                                  body, truncated, latency)
+                    if self._session is not None:
+                        code, ctype, body, truncated = await self._get_aiohttp(target, headers, cap)
+                    else:
+                        code, ctype, body, truncated = await self._get_httpx(target, cap)
+                latency = (time.perf_counter() - start) * 1000.0
+                return Answer(url, code, ctype, body, truncated, latency)
             except asyncio.CancelledError:
                 raise
             except TimeoutError:
@@ -546,18 +546,60 @@ class HealthSource:
                     message = f"timed out after {self.settings.health.timeout:g} s"
                 return Answer(url, failure=kind, message=message)
 
+    async def _get_aiohttp(self, url: Any, headers: Mapping[str, str] | None,
+                           cap: int) -> tuple[int, str, bytes, bool]:
+        # No redirects (a 3xx is an answer); a body the server compresses anyway is decoded.
+        # Leaving with the body unread closes that connection instead of pooling it.
+        async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
+            content = resp.content
+            parts: list[bytes] = []
+            size = 0
+            while True:
+                chunk = await content.read(cap + 1 - size)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                size += len(chunk)
+                if size > cap:  # stop reading: the rest is never fetched
+                    return resp.status, resp.headers.get("Content-Type", ""), \
+                        b"".join(parts)[:cap], True
+            body = parts[0] if len(parts) == 1 else b"".join(parts)
+            return resp.status, resp.headers.get("Content-Type", ""), body, False
+
+    async def _get_httpx(self, request: httpx.Request, cap: int) -> tuple[int, str, bytes, bool]:
+        # Straight to the transport (the documented ``handle_async_request`` interface): a
+        # health poll wants neither httpx's cookie jar nor its redirect handling. The request
+        # is built once per endpoint and reused (GET, no body, nothing mutates it).
+        transport = self._transport
+        assert transport is not None
+        resp = await transport.handle_async_request(request)
+        try:
+            parts: list[bytes] = []
+            size = 0
+            # We ask for identity; decode only when a server compresses anyway.
+            chunks = resp.aiter_bytes() if "content-encoding" in resp.headers else resp.aiter_raw()
+            async for chunk in chunks:
+                parts.append(chunk)
+                size += len(chunk)
+                if size > cap:  # stop reading: the rest is never fetched
+                    return resp.status_code, resp.headers.get("content-type", ""), \
+                        b"".join(parts)[:cap], True
+        finally:
+            await resp.aclose()
+        return resp.status_code, resp.headers.get("content-type", ""), b"".join(parts), False
+
     async def _poll(self, track: _Track) -> None:
         requests = track.requests
         if requests is None:
-            svc, client = track.svc, self.client
+            svc = track.svc
             headers = {k: v.reveal() for k, v in svc.headers.items()} if svc.headers else None
             requests = track.requests = [
-                (u, client.build_request("GET", u, headers=headers)) for u in (
+                (u, self._target(u, headers), headers) for u in (
                     svc.health_url, svc.live_url, svc.ready_url) if u]
         if len(requests) == 1:
-            self._record(track, await self._fetch(requests[0][1], requests[0][0]), {})
+            self._record(track, await self._fetch(*requests[0]), {})
             return
-        answers = await asyncio.gather(*(self._fetch(r, u) for u, r in requests))
+        answers = await asyncio.gather(*(self._fetch(*r) for r in requests))
         kinds = [k for k, u in (("live", track.svc.live_url), ("ready", track.svc.ready_url)) if u]
         self._record(track, answers[0], dict(zip(kinds, answers[1:], strict=True)))
 

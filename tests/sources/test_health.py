@@ -29,7 +29,7 @@ from deploytui.sources.health import (
     snapshot_section,
 )
 from tests.conftest import free_port
-from tests.sources.test_health_server import HealthServer, answer, hang, huge
+from tests.sources.test_health_server import HealthServer, answer, drop, hang, huge
 
 
 @pytest.fixture
@@ -187,6 +187,18 @@ async def test_hanging_endpoint_times_out(server: HealthServer) -> None:
         r = (await sweep(settings(svc("api", url), timeout=0.3), transport=transport)).reports[0]
         assert (r.state, r.failure) == ("unreachable", "timeout"), transport
         assert "0.3 s" in r.reason
+
+
+async def test_a_dropped_connection_is_unreachable_disconnected(server: HealthServer) -> None:
+    before = server.route("/before", drop())
+    during = server.route("/during", drop(after_headers=True))
+    for transport in ("aiohttp", "httpx"):
+        snap = await sweep(settings(svc("before", before), svc("during", during)),
+                           transport=transport)
+        by = {r.name: r for r in snap.reports}
+        for name in ("before", "during"):
+            assert (by[name].state, by[name].failure) == ("unreachable", "disconnected"), \
+                (transport, name, by[name].reason)
 
 
 async def test_garbage_is_unparseable_with_its_first_bytes(server: HealthServer) -> None:

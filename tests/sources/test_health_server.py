@@ -38,6 +38,27 @@ def hang() -> Handler:
     return handle
 
 
+def drop(*, after_headers: bool = False) -> Handler:
+    """Close the connection without an answer, or after promising 1,000 bytes and sending 10."""
+    async def handle(request: web.Request) -> web.StreamResponse:
+        transport = request.transport
+        assert transport is not None
+        if not after_headers:
+            transport.close()
+            await asyncio.sleep(0.2)
+            return web.Response(text="never")
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = 1000
+        await resp.prepare(request)
+        await resp.write(b'{"status":')
+        await asyncio.sleep(0.05)
+        transport.close()
+        await asyncio.sleep(0.2)
+        return resp
+
+    return handle
+
+
 def huge(size: int) -> Handler:
     """Streams a ``size``-byte JSON body; records how many bytes it managed to write."""
     async def handle(request: web.Request) -> web.StreamResponse:
