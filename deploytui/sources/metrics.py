@@ -211,14 +211,24 @@ def _parse_float(text: str) -> float:
     return float(t)  # "NaN" parses
 
 
+#: ``name{labels}`` -> parsed labels. A service's series are the same scrape after scrape (only
+#: the values move), so each label set is parsed once; bounded by clearing when full.
+_SERIES: dict[str, dict[str, str]] = {}
+_SERIES_MAX = 200_000
+
+
 def parse_exposition(text: str, names: Iterable[str] | None = None
                      ) -> Iterator[tuple[str, dict[str, str], float]]:
     """Samples ``(name, labels, value)`` of a Prometheus text exposition.
 
     ``names`` limits the result to those metric names (checked before labels are parsed, so
     a large page costs little for the families nobody reads). Malformed lines are skipped.
+    The ``labels`` dicts are shared between scrapes of the same series: read them, never
+    change them.
     """
-    wanted = frozenset(names) if names is not None else None
+    wanted = names if isinstance(names, frozenset | set) else (
+        frozenset(names) if names is not None else None)
+    series_cache = _SERIES
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line[0] == "#":
@@ -232,15 +242,23 @@ def parse_exposition(text: str, names: Iterable[str] | None = None
             end = line.rfind("}")
             if end < brace:
                 continue
-            labels: dict[str, str] = {}
-            body = line[brace + 1:end]
-            pos = 0
-            while pos < len(body):
-                m = _LABEL_RE.match(body, pos)
-                if m is None:
-                    break
-                labels[m.group(1)] = _unescape(m.group(2))
-                pos = m.end()
+            series = line[:end + 1]
+            cached = series_cache.get(series)
+            if cached is not None:
+                labels = cached
+            else:
+                labels = {}
+                body = line[brace + 1:end]
+                pos = 0
+                while pos < len(body):
+                    m = _LABEL_RE.match(body, pos)
+                    if m is None:
+                        break
+                    labels[m.group(1)] = _unescape(m.group(2))
+                    pos = m.end()
+                if len(series_cache) >= _SERIES_MAX:
+                    series_cache.clear()
+                series_cache[series] = labels
             rest = line[end + 1:].split()
         else:
             if space == -1:

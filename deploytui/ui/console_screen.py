@@ -183,6 +183,7 @@ class ConsoleScreen(Screen[None]):
         self._layout = ""
         self._header_text = ""
         self._banner_text = ""
+        self._tabstrip_text = ""
         self._context_label: str | None = None
 
     # --- composition --------------------------------------------------------------------------
@@ -290,7 +291,8 @@ class ConsoleScreen(Screen[None]):
             text = text.replace(clock, time.strftime("%H:%M:%S", time.localtime(getattr(self.app, "clock", time.time)())))
         if text != self._header_text:
             self._header_text = text
-            self.query_one(HeaderBar).update(text)
+            # One line, always: repaint it without a layout pass of the whole screen.
+            self.query_one(HeaderBar).update(text, layout=False)
 
     def update_banner(self, message: str | None = None, *, error: bool = False) -> None:
         banner = self.query_one(Banner)
@@ -337,7 +339,10 @@ class ConsoleScreen(Screen[None]):
             elif problems:
                 label += f" ({problems}!)"
             parts.append(f"[reverse] {label} [/reverse]" if pane_id == active else f" {label} ")
-        self.query_one(TabStrip).update(" ".join(parts))
+        text = " ".join(parts)
+        if text != self._tabstrip_text:  # called on every snapshot in the tabs layout
+            self._tabstrip_text = text
+            self.query_one(TabStrip).update(text, layout=False)  # one line, always
 
     # --- panes --------------------------------------------------------------------------------
 

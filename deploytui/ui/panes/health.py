@@ -333,7 +333,8 @@ class HealthPane(Pane):
                     f"  up {format_duration(r.uptime_s)}")
         if text != self._spark_text:
             self._spark_text = text
-            self.query_one("#health-spark", Static).update(text)
+            # A fixed one-line widget: repaint it, no layout pass (this runs every poll).
+            self.query_one("#health-spark", Static).update(text, layout=False)
 
     def on_virtual_table_row_highlighted(self, event: VirtualTable.RowHighlighted) -> None:
         event.stop()
