@@ -479,8 +479,10 @@ class HealthSource:
             # directly (same pool, same TLS context as httpx: certifi plus $SSL_CERT_FILE).
             connector = aiohttp.TCPConnector(limit=h.concurrency, keepalive_timeout=keepalive,
                                              ssl=httpx.create_ssl_context())
+            # No aiohttp timers (its default arms a 5-minute one per request): the poll's own
+            # asyncio.timeout(health.timeout) bounds every request.
             self._session = aiohttp.ClientSession(connector=connector, headers=_HEADERS,
-                                                  trust_env=False)
+                                                  trust_env=False, timeout=aiohttp.ClientTimeout())
             transport = AiohttpTransport(client=self._session)
         else:
             transport = httpx.AsyncHTTPTransport(limits=limits)
