@@ -162,6 +162,8 @@ class KubeSource:
                 except TimeoutError:
                     pass
                 wake.clear()
+                if not queue and self._settled():
+                    continue  # nothing arrived and nothing changes with time: no rebuild
                 if self.coalesce:
                     await asyncio.sleep(self.coalesce)
                 items = [queue.popleft() for _ in range(len(queue))]
@@ -172,6 +174,14 @@ class KubeSource:
         finally:
             for w in self.watchers:
                 w.stop()
+
+    def _settled(self) -> bool:
+        """The last snapshot cannot change without a watch event: no rollout whose phase moves
+        with time (progressing can become stalled), no watch failure, nothing stale."""
+        snap = self.latest
+        return (snap is not None and snap.loaded and not self._failures and snap.error is None
+                and snap.stale_since is None
+                and not any(r.phase == "progressing" for r in snap.rollouts))
 
     # hooks the console's flows use (deploytui.ui.flows) -------------------------------------
 
