@@ -590,7 +590,9 @@ class HealthSource:
             await resp.aclose()
         return resp.status_code, resp.headers.get("content-type", ""), b"".join(parts), False
 
-    async def _poll(self, track: _Track) -> None:
+    def _requests(self, track: _Track) -> list[tuple[str, Any, Mapping[str, str] | None]]:
+        """(url, parsed URL or built request, headers) of each of the service's endpoints:
+        health first, then live and ready when configured. Made once, on the first poll."""
         requests = track.requests
         if requests is None:
             svc = track.svc
@@ -598,10 +600,9 @@ class HealthSource:
             requests = track.requests = [
                 (u, self._target(u, headers), headers) for u in (
                     svc.health_url, svc.live_url, svc.ready_url) if u]
-        if len(requests) == 1:
-            self._record(track, await self._fetch(*requests[0]), {})
-            return
-        answers = await asyncio.gather(*(self._fetch(*r) for r in requests))
+        return requests
+
+    def _complete(self, track: _Track, answers: list[Answer]) -> None:
         kinds = [k for k, u in (("live", track.svc.live_url), ("ready", track.svc.ready_url)) if u]
         self._record(track, answers[0], dict(zip(kinds, answers[1:], strict=True)))
 
@@ -642,13 +643,22 @@ class HealthSource:
         # A pool of ``concurrency`` workers sharing one iterator, rather than a task per service:
         # 5,000 tasks and their semaphore wake-ups cost more CPU than the polls they wait for.
         # A slow endpoint holds one worker for at most ``timeout``; the others go on.
-        pending = iter(self._tracks)
+        # The workers share one list of endpoints (a service with live and ready URLs has three):
+        # each endpoint is its own job, so no task per service is needed to poll its endpoints
+        # side by side; the service is recorded when its last answer is in.
+        jobs: list[tuple[_Track, int, list[Answer | None]]] = []
+        for track in self._tracks:
+            answers: list[Answer | None] = [None] * len(self._requests(track))
+            jobs.extend((track, i, answers) for i in range(len(answers)))
+        pending = iter(jobs)
 
         async def worker() -> None:
-            for track in pending:
-                await self._poll(track)
+            for track, i, answers in pending:
+                answers[i] = await self._fetch(*track.requests[i])  # type: ignore[index]
+                if all(a is not None for a in answers):
+                    self._complete(track, answers)  # type: ignore[arg-type]
 
-        workers = min(self.settings.health.concurrency, len(self._tracks))
+        workers = min(self.settings.health.concurrency, len(jobs))
         await asyncio.gather(*(worker() for _ in range(workers)))
         self.last_sweep_seconds = time.perf_counter() - start
         return self.snapshot()
