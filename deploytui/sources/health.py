@@ -6,8 +6,8 @@ than httpx's own, see ``benchmarks/bench_health.py``), and polls go straight to 
 the endpoint's URL parsed once: converting every request and answer between httpx and aiohttp
 objects cost more CPU than the poll itself. With ``transport="httpx"`` each endpoint's request is
 built once and sent through the transport (httpx's cookie and redirect layers are not wanted
-for a health poll). A pool of ``[health] concurrency``
-workers walks the services and a semaphore bounds the requests in flight; every request has
+for a health poll). A pool of ``[health] concurrency`` workers walks every endpoint of every
+service (so no more requests are ever in flight); every request has
 its own time budget (``[health] timeout``, covering connect, headers and body), so one hanging
 endpoint holds one slot for at most ``timeout`` seconds and never delays the others. Sweeps never
 overlap: the next starts ``refresh_interval`` after the last one started, or as soon as it ends
@@ -433,7 +433,6 @@ class HealthSource:
         self._client: httpx.AsyncClient | None = None
         self._transport: httpx.AsyncBaseTransport | None = None
         self._session: Any = None   # aiohttp.ClientSession, the fast path (transport "aiohttp")
-        self._sem: asyncio.Semaphore | None = None
         self._tracks = [_Track(s, settings.health.window_seconds) for s in settings.services]
         self.last_sweep_seconds = 0.0
 
@@ -511,7 +510,7 @@ class HealthSource:
 
     # -- polling --------------------------------------------------------------------------
     async def fetch(self, url: str, headers: Mapping[str, str] | None = None) -> Answer:
-        """GET one URL under the concurrency limit and the per-request budget; never raises."""
+        """GET one URL within the per-request budget; never raises."""
         return await self._fetch(url, self._target(url, headers), headers)
 
     def _target(self, url: str, headers: Mapping[str, str] | None) -> Any:
@@ -524,29 +523,27 @@ class HealthSource:
         return client.build_request("GET", url, headers=headers)
 
     async def _fetch(self, url: str, target: Any, headers: Mapping[str, str] | None) -> Answer:
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self.settings.health.concurrency)
+        # No semaphore here: a sweep's pool of ``concurrency`` workers is the in-flight limit.
         cap = self.settings.health.max_body_bytes
-        async with self._sem:
-            start = time.perf_counter()
-            try:
-                async with asyncio.timeout(self.settings.health.timeout):
-                    if self._session is not None:
-                        code, ctype, body, truncated = await self._get_aiohttp(target, headers, cap)
-                    else:
-                        code, ctype, body, truncated = await self._get_httpx(target, cap)
-                latency = (time.perf_counter() - start) * 1000.0
-                return Answer(url, code, ctype, body, truncated, latency)
-            except asyncio.CancelledError:
-                raise
-            except TimeoutError:
-                return Answer(url, failure="timeout",
-                              message=f"timed out after {self.settings.health.timeout:g} s")
-            except Exception as exc:  # every failure becomes a state, never a crash
-                kind, message = classify_error(exc)
-                if kind == "timeout":
-                    message = f"timed out after {self.settings.health.timeout:g} s"
-                return Answer(url, failure=kind, message=message)
+        start = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.health.timeout):
+                if self._session is not None:
+                    code, ctype, body, truncated = await self._get_aiohttp(target, headers, cap)
+                else:
+                    code, ctype, body, truncated = await self._get_httpx(target, cap)
+            latency = (time.perf_counter() - start) * 1000.0
+            return Answer(url, code, ctype, body, truncated, latency)
+        except asyncio.CancelledError:
+            raise
+        except TimeoutError:
+            return Answer(url, failure="timeout",
+                          message=f"timed out after {self.settings.health.timeout:g} s")
+        except Exception as exc:  # every failure becomes a state, never a crash
+            kind, message = classify_error(exc)
+            if kind == "timeout":
+                message = f"timed out after {self.settings.health.timeout:g} s"
+            return Answer(url, failure=kind, message=message)
 
     async def _get_aiohttp(self, url: Any, headers: Mapping[str, str] | None,
                            cap: int) -> tuple[int, str, bytes, bool]:
