@@ -480,8 +480,10 @@ class HealthSource:
                                              ssl=httpx.create_ssl_context())
             # No aiohttp timers (its default arms a 5-minute one per request): the poll's own
             # asyncio.timeout(health.timeout) bounds every request.
+            # No cookie jar either: each poll stands alone, as with httpx's path.
             self._session = aiohttp.ClientSession(connector=connector, headers=_HEADERS,
-                                                  trust_env=False, timeout=aiohttp.ClientTimeout())
+                                                  trust_env=False, timeout=aiohttp.ClientTimeout(),
+                                                  cookie_jar=aiohttp.DummyCookieJar())
             transport = AiohttpTransport(client=self._session)
         else:
             transport = httpx.AsyncHTTPTransport(limits=limits)

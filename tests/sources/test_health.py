@@ -201,6 +201,31 @@ async def test_a_dropped_connection_is_unreachable_disconnected(server: HealthSe
                 (transport, name, by[name].reason)
 
 
+async def test_cookies_an_endpoint_sets_are_never_sent_back(server: HealthServer) -> None:
+    from aiohttp import web
+
+    async def sets_cookie(request: web.Request) -> web.StreamResponse:
+        resp = web.json_response({"status": "UP"})
+        resp.set_cookie("session", "abc123")
+        return resp
+
+    async def reports_cookie(request: web.Request) -> web.StreamResponse:
+        sent = request.headers.get("Cookie", "")
+        return web.json_response({"status": "DOWN" if sent else "UP", "cookie": sent})
+
+    # By name, not by IP: aiohttp's default cookie jar ignores cookies from IP addresses.
+    url = server.route("/h", sets_cookie).replace("127.0.0.1", "localhost")
+    probe = server.route("/probe", reports_cookie).replace("127.0.0.1", "localhost")
+    for transport in ("aiohttp", "httpx"):
+        source = HealthSource(settings(svc("api", url, ready_url=probe)), transport=transport)
+        try:
+            await source.sweep()
+            r = (await source.sweep()).reports[0]
+        finally:
+            await source.aclose()
+        assert r.state == "healthy", (transport, r.reason)
+
+
 async def test_garbage_is_unparseable_with_its_first_bytes(server: HealthServer) -> None:
     url = server.route("/h", answer(b"\x00\xff\xfe garbage \x01" * 20))
     r = (await sweep(settings(svc("api", url)))).reports[0]
