@@ -139,7 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.func is None:
             from deploytui.cli.console_cmd import run as run_console
 
-            return run_console(args)
+            try:
+                return run_console(args)
+            finally:
+                gc.enable()  # a bad config ends the console before its first frame
         gc.enable()
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit

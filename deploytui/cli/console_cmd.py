@@ -25,6 +25,9 @@ def start_console(args: argparse.Namespace, *, config_path: Path | str | None = 
     gc.disable()
     from deploytui.ui.app import make_app
 
-    app = make_app(settings, mode=mode, defer_sources=True)
-    app.run()
+    try:
+        app = make_app(settings, mode=mode, defer_sources=True)
+        app.run()
+    finally:
+        gc.enable()  # whatever happened before the first frame (the app turns it on there)
     return int(app.return_code or 0)
