@@ -127,8 +127,11 @@ class DeployApp(App[int]):
         from deploytui.runtime import add_sources
 
         console = self.get_screen_console()
-        if console is not None:
-            console.load_kube_context()
+        try:
+            if console is not None:
+                console.load_kube_context()
+        except Exception:  # only the header's label: never a reason not to build the sources
+            log.exception("reading the Kubernetes context for the header failed")
         try:
             add_sources(self.runtime)
         except Exception as exc:  # a broken source module must not take the console down
