@@ -48,7 +48,7 @@ import time
 from array import array
 from bisect import bisect_left, insort
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -292,6 +292,18 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     if "refused" in text or "connect call failed" in text:
         return "refused", "connection refused"
     return "error", f"{type(exc).__name__}: {str(exc)[:120]}"
+
+
+async def _read_capped(chunks: AsyncIterator[bytes], cap: int) -> tuple[bytes, bool]:
+    """(body, cut) from a body's chunks: reading stops past ``cap``, the rest is never fetched."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > cap:
+            return b"".join(parts)[:cap], True
+    return (parts[0] if len(parts) == 1 else b"".join(parts)), False
 
 
 # --- per-service bookkeeping -------------------------------------------------------------------
@@ -552,20 +564,8 @@ class HealthSource:
         # No redirects (a 3xx is an answer); a body the server compresses anyway is decoded.
         # Leaving with the body unread closes that connection instead of pooling it.
         async with self._session.get(url, headers=headers, allow_redirects=False) as resp:
-            content = resp.content
-            parts: list[bytes] = []
-            size = 0
-            while True:
-                chunk = await content.read(cap + 1 - size)
-                if not chunk:
-                    break
-                parts.append(chunk)
-                size += len(chunk)
-                if size > cap:  # stop reading: the rest is never fetched
-                    return resp.status, resp.headers.get("Content-Type", ""), \
-                        b"".join(parts)[:cap], True
-            body = parts[0] if len(parts) == 1 else b"".join(parts)
-            return resp.status, resp.headers.get("Content-Type", ""), body, False
+            body, truncated = await _read_capped(resp.content.iter_any(), cap)
+            return resp.status, resp.headers.get("Content-Type", ""), body, truncated
 
     async def _get_httpx(self, request: httpx.Request, cap: int) -> tuple[int, str, bytes, bool]:
         # Straight to the transport (the documented ``handle_async_request`` interface): a
@@ -575,19 +575,12 @@ class HealthSource:
         assert transport is not None
         resp = await transport.handle_async_request(request)
         try:
-            parts: list[bytes] = []
-            size = 0
             # We ask for identity; decode only when a server compresses anyway.
             chunks = resp.aiter_bytes() if "content-encoding" in resp.headers else resp.aiter_raw()
-            async for chunk in chunks:
-                parts.append(chunk)
-                size += len(chunk)
-                if size > cap:  # stop reading: the rest is never fetched
-                    return resp.status_code, resp.headers.get("content-type", ""), \
-                        b"".join(parts)[:cap], True
+            body, truncated = await _read_capped(chunks, cap)
         finally:
             await resp.aclose()
-        return resp.status_code, resp.headers.get("content-type", ""), b"".join(parts), False
+        return resp.status_code, resp.headers.get("content-type", ""), body, truncated
 
     def _requests(self, track: _Track) -> list[tuple[str, Any, Mapping[str, str] | None]]:
         """(url, parsed URL or built request, headers) of each of the service's endpoints:
@@ -645,17 +638,19 @@ class HealthSource:
         # The workers share one list of endpoints (a service with live and ready URLs has three):
         # each endpoint is its own job, so no task per service is needed to poll its endpoints
         # side by side; the service is recorded when its last answer is in.
-        jobs: list[tuple[_Track, int, list[Answer | None]]] = []
+        jobs: list[tuple[_Track, tuple[str, Any, Mapping[str, str] | None], int,
+                         list[Answer | None]]] = []
         for track in self._tracks:
-            answers: list[Answer | None] = [None] * len(self._requests(track))
-            jobs.extend((track, i, answers) for i in range(len(answers)))
+            requests = self._requests(track)
+            answers: list[Answer | None] = [None] * len(requests)
+            jobs.extend((track, request, i, answers) for i, request in enumerate(requests))
         pending = iter(jobs)
 
         async def worker() -> None:
-            for track, i, answers in pending:
-                answers[i] = await self._fetch(*track.requests[i])  # type: ignore[index]
+            for track, request, i, answers in pending:
+                answers[i] = await self._fetch(*request)
                 if all(a is not None for a in answers):
-                    self._complete(track, answers)  # type: ignore[arg-type]
+                    self._complete(track, answers)  # type: ignore[arg-type]  # all filled in
 
         workers = min(self.settings.health.concurrency, len(jobs))
         await asyncio.gather(*(worker() for _ in range(workers)))

@@ -16,6 +16,7 @@ from deploytui.ui.app import DeployApp
 def _collector_on() -> object:
     yield
     gc.enable()
+    gc.unfreeze()  # what a test froze goes back to normal collection for the rest of the run
 
 
 def test_a_subcommand_runs_with_the_collector_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
