@@ -104,3 +104,14 @@ def test_the_static_check_sees_textual_imports(tmp_path: Path) -> None:
                      "def f():\n    import textual\n    from .textual import x\n",
                      encoding="utf-8")
     assert _textual_imports(probe, tmp_path) == ["probe.py:2: textual.app", "probe.py:5: textual"]
+
+
+def test_the_first_frame_loads_no_source_module() -> None:
+    """The console's panes, screen and app import no ``deploytui.sources`` module: those load
+    in the thread that builds the sources after the first frame (start-up speed)."""
+    code = ("import sys, deploytui.ui.app as a\n"
+            "for pane in a.PANE_CLASSES: a.load_pane_class(pane)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('deploytui.sources.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
